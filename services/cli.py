@@ -1,0 +1,226 @@
+"""The `tocsin` command: the only composition root (argv/env -> settings -> services)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import typing
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from services import __version__
+from services.runtime.embedded import ChildProcess, EmbeddedError, EmbeddedKafka, EmbeddedRedis
+from services.runtime.health import HealthRegistry
+from services.runtime.kafka import KafkaFactory
+from services.runtime.lifecycle import Lifecycle
+from services.runtime.logging import configure_logging
+from services.runtime.metrics import new_registry
+from services.runtime.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+_log = structlog.get_logger("tocsin")
+_WORKER_FLAG = "--internal.worker"
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            yield from _leaves(ann, dotted + ".")
+        else:
+            yield dotted, field
+
+
+def _is_bool(field: FieldInfo) -> bool:
+    ann = field.annotation
+    return ann is bool or (typing.get_origin(ann) is not None and bool in typing.get_args(ann))
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also TOCSIN_<SECTION>__<NAME> in the environment)")
+    group.add_argument(
+        "--settings.file", dest="settings_file", type=Path, default=argparse.SUPPRESS,
+        help="YAML file with Tocsin settings (lower precedence than env and flags) "
+        "[env: TOCSIN_SETTINGS_FILE]",
+    )  # fmt: skip
+    for dotted, field in _leaves(Settings):
+        flag = "--" + dotted.replace("_", "-")
+        env = "TOCSIN_" + dotted.upper().replace(".", "__")
+        default = field.get_default(call_default_factory=True)
+        shown = "(unset)" if default is None else default
+        help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
+        if _is_bool(field):
+            group.add_argument(
+                flag, dest=dotted, action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS, help=help_text,
+            )  # fmt: skip
+        else:
+            group.add_argument(
+                flag, dest=dotted, default=argparse.SUPPRESS, metavar="VALUE", help=help_text
+            )
+    parser.add_argument(_WORKER_FLAG, dest="worker", action="store_true", help=argparse.SUPPRESS)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tocsin",
+        description="Tocsin: durable, Alertmanager-compatible alert processing on Kafka.",
+    )
+    parser.add_argument("--version", action="version", version=f"tocsin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run every service in one process (embedded Kafka and Redis unless configured)",
+        description="Run every built service in one process. Without "
+        "TOCSIN_KAFKA__BOOTSTRAP_SERVERS an embedded Kafka-protocol broker is started, without "
+        "TOCSIN_REDIS__URL an embedded Redis; both stop with Tocsin. Services so far: ingest.",
+    )
+    _add_settings_flags(run)
+    ingest = commands.add_parser(
+        "ingest",
+        help="run the ingest service alone",
+        description="Accept Alertmanager webhooks (POST /api/v1/alertmanager) and API pushes "
+        "(POST /api/v2/alerts) and publish each alert to the `alerts` topic, answering 200 only "
+        "after the broker acknowledged it.",
+    )
+    _add_settings_flags(ingest)
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        k: v for k, v in vars(args).items() if "." in k and k != "settings_file"
+    }
+    return load_settings(overrides, getattr(args, "settings_file", None))
+
+
+def _banner(lines: Sequence[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in lines)
+    text = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in lines)
+    print(f"tocsin {__version__}\n{text}", file=sys.stderr, flush=True)
+
+
+async def _spawn_workers(
+    stack: AsyncExitStack, count: int, env: dict[str, str], argv: Sequence[str]
+) -> None:
+    for i in range(count):
+        argv_i = [sys.executable, "-m", "services.cli", *argv, _WORKER_FLAG]
+        child = ChildProcess(f"ingest-worker-{i + 1}", argv_i, None, {**os.environ, **env})
+        child.start()
+        stack.push_async_callback(child.stop)
+
+
+async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: bool) -> int:
+    from services.ingest import IngestService
+
+    lifecycle = Lifecycle()
+    lifecycle.install_signal_handlers()
+    registry = new_registry()
+    health = HealthRegistry(__version__)
+    info: list[tuple[str, str]] = []
+    async with AsyncExitStack() as stack:
+        bootstrap = settings.kafka.bootstrap_servers
+        embedded_kafka = bootstrap is None
+        if bootstrap is None:
+            broker = EmbeddedKafka(settings.kafka.broker_bin)
+            await broker.start()
+            stack.push_async_callback(broker.stop)
+            bootstrap = broker.bootstrap_servers
+            info.append(("kafka", f"embedded Tansu broker at {bootstrap} (in memory; use real Kafka in production)"))
+        else:
+            info.append(("kafka", bootstrap))
+        redis_url: str | None = None
+        if command == "run":
+            if settings.redis.url is None:
+                redis = EmbeddedRedis()
+                await redis.start()
+                stack.push_async_callback(redis.stop)
+                redis_url = redis.url
+                info.append(("redis", f"embedded Redis at {redis_url}"))
+            else:
+                redis_url = settings.redis.url.get_secret_value()
+                info.append(("redis", "configured (TOCSIN_REDIS__URL)"))
+            health.add("redis", _redis_check(stack, redis_url))
+        factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
+        if not worker:
+            await factory.wait_ready()
+            from schemas.topics import TOPICS
+
+            await factory.ensure_topics(t.name for t in TOPICS)
+        workers = settings.ingest.workers
+        if workers > 1 and not worker:
+            env = {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
+            if embedded_kafka:
+                env["TOCSIN_KAFKA__IDEMPOTENCE"] = "false"
+            await _spawn_workers(stack, workers - 1, env, ["ingest", *argv])
+        service = IngestService(settings, factory, registry, health, version=__version__)
+        await service.start()
+        stack.push_async_callback(service.stop)
+        if worker:
+            await lifecycle.wait()
+            return 0
+        external = settings.web.external_url or f"http://{settings.web.listen_address}"
+        info += [
+            ("ingest", f"http://{settings.web.listen_address}  (POST /api/v2/alerts, POST /api/v1/alertmanager)"),
+            ("workers", f"{workers} process(es) sharing the port" if workers > 1 else "1 process"),
+            ("external url", external),
+            ("config file", str(settings.config.file) if settings.config.file else "(none: router not built yet)"),
+            ("metrics", f"http://{settings.web.listen_address}/metrics"),
+        ]
+        _banner(info)
+        await lifecycle.wait()
+    _log.info("stopped")
+    return 0
+
+
+def _redis_check(stack: AsyncExitStack, url: str) -> Any:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    stack.push_async_callback(client.aclose)
+
+    async def check() -> None:
+        await client.ping()
+
+    return check
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tocsin` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings_from(args)
+    except SettingsError as exc:
+        print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log.level, settings.log.format)
+    passthrough = [a for a in argv[1:] if a != _WORKER_FLAG]
+    runner: Any = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    try:
+        return int(runner(_serve(args.command, settings, passthrough, args.worker)))
+    except EmbeddedError as exc:
+        print(f"tocsin: could not start an embedded service: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"tocsin: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

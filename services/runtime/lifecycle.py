@@ -1,0 +1,44 @@
+"""Process lifecycle: signals become a stop event; teardown is LIFO with a bounded drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+__all__ = ["Lifecycle"]
+
+_log = structlog.get_logger("tocsin.lifecycle")
+
+
+class Lifecycle:
+    """Owns the stop event. The only module that installs signal handlers."""
+
+    def __init__(self, drain_timeout: float = 10.0) -> None:
+        self.stop_event = asyncio.Event()
+        self.drain_timeout = drain_timeout
+        self.reload_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT request a stop; SIGHUP runs the reload hooks."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Ask everything to stop (idempotent)."""
+        if not self.stop_event.is_set():
+            _log.info("stopping", reason=reason)
+            self.stop_event.set()
+
+    def _reload(self) -> None:
+        for hook in self.reload_hooks:
+            task = asyncio.ensure_future(hook())
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def wait(self) -> None:
+        """Block until a stop was requested."""
+        await self.stop_event.wait()

