@@ -67,7 +67,7 @@ def _openapi() -> dict[str, Any]:
     components["Health"] = health
     security = [{"bearer": []}, {"basic": []}, {}]
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Tocsin ingest",
             "version": "1",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError, UnknownError
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -216,6 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(runner(_serve(args.command, settings, passthrough, args.worker)))
     except EmbeddedError as exc:
         print(f"tocsin: could not start an embedded service: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        hint = ""
+        if "InitProducerId" in repr(exc) or isinstance(exc, UnknownError):
+            hint = (
+                "\nIf the broker lacks the idempotent producer (Tansu, some proxies), set "
+                "TOCSIN_KAFKA__IDEMPOTENCE=false (--kafka.idempotence=false)."
+            )
+        print(f"tocsin: Kafka: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"tocsin: {exc}", file=sys.stderr)

@@ -67,7 +67,10 @@ class ChildProcess:
         """Start the child (synchronous: fork+exec is quick)."""
         with contextlib.ExitStack() as stack:
             # No log file: the child shares our stderr (structured logs of worker processes).
-            log = stack.enter_context(self._log_path.open("ab")) if self._log_path else None
+            log = None
+            if self._log_path is not None:
+                self._log_path.parent.mkdir(parents=True, exist_ok=True)  # again after a restart
+                log = stack.enter_context(self._log_path.open("ab"))
             self._proc = subprocess.Popen(
                 self._argv,
                 stdin=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ an environment variable `TOCSIN_<SECTION>__<FIELD>`, so `--web.listen-address` i
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 SETTINGS_FILE_ENV = "TOCSIN_SETTINGS_FILE"
+_settings_file: ContextVar[str | None] = ContextVar("settings_file", default=None)
 
 
 class SettingsError(ValueError):
@@ -157,7 +159,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(SETTINGS_FILE_ENV)
+        path = _settings_file.get() or os.environ.get(SETTINGS_FILE_ENV)
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
@@ -178,14 +180,14 @@ def load_settings(overrides: dict[str, Any] | None = None, settings_file: Path |
     """Build settings from flags (dotted keys), env and the optional YAML file; SettingsError if bad."""
     from pydantic import ValidationError
 
-    if settings_file is not None:
-        os.environ[SETTINGS_FILE_ENV] = str(settings_file)
-    source = os.environ.get(SETTINGS_FILE_ENV) or "environment/flags"
-    if source != "environment/flags":
+    file = str(settings_file) if settings_file else os.environ.get(SETTINGS_FILE_ENV)
+    source = file or "environment/flags"
+    if file:
         try:
             yaml.safe_load(Path(source).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise SettingsError(f"{source}: {exc}") from None
+    token = _settings_file.set(file)
     try:
         return Settings(**_nest(overrides or {}))
     except ValidationError as exc:
@@ -193,6 +195,8 @@ def load_settings(overrides: dict[str, Any] | None = None, settings_file: Path |
             f"{source}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         ]
         raise SettingsError("\n".join(lines)) from None
+    finally:
+        _settings_file.reset(token)
 
 
 def read_secret(value: SecretStr | None, path: Path | None) -> str | None:

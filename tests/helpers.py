@@ -1,0 +1,74 @@
+"""Test helpers: start ingest in-process, read back what reached the `alerts` topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from schemas.alert import Alert
+from schemas.envelope import Envelope
+from services.ingest import IngestService
+from services.runtime.health import HealthRegistry
+from services.runtime.kafka import KafkaFactory
+from services.runtime.metrics import new_registry
+from services.runtime.settings import load_settings
+
+ENVELOPE = Envelope[Alert]
+
+
+@asynccontextmanager
+async def start_ingest(
+    bootstrap: str, port: int, **overrides: Any
+) -> AsyncIterator[str]:
+    """Run an IngestService against `bootstrap`; yields its base URL."""
+    settings = load_settings(
+        {"web.listen_address": f"127.0.0.1:{port}", "kafka.bootstrap_servers": bootstrap, **overrides}
+    )
+    factory = KafkaFactory(settings.kafka, bootstrap, embedded=True)
+    await factory.ensure_topics(["alerts"])
+    service = IngestService(settings, factory, new_registry(), HealthRegistry("test"), version="test")
+    await service.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await service.stop()
+
+
+async def read_alerts(
+    bootstrap: str,
+    predicate: Callable[[Envelope[Alert]], bool],
+    expected: int,
+    timeout: float = 15.0,
+    settle: float = 0.5,
+) -> list[tuple[bytes, Envelope[Alert]]]:
+    """Every (key, envelope) on `alerts` matching `predicate`, waiting for `expected` of them.
+
+    After `expected` arrived it keeps reading for `settle` seconds so that extra (duplicate)
+    messages are seen too.
+    """
+    consumer = AIOKafkaConsumer(
+        "alerts", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[tuple[bytes, Envelope[Alert]]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    settled_at: float | None = None
+    try:
+        while loop.time() < deadline and (settled_at is None or loop.time() < settled_at):
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    env = ENVELOPE.model_validate(orjson.loads(record.value))
+                    if predicate(env):
+                        found.append((record.key, env))
+            if settled_at is None and len(found) >= expected:
+                settled_at = loop.time() + settle
+    finally:
+        await consumer.stop()
+    return found

@@ -1,0 +1,117 @@
+"""`tocsin run` as users start it: embedded children, clean stops, nothing left after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from services.runtime.embedded import free_port
+
+TOCSIN = [sys.executable, "-m", "services.cli"]
+
+
+def children_of(pid: int) -> set[int]:
+    """Direct children of `pid`, from /proc."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("tocsin did not become ready")
+
+
+@contextmanager
+def tocsin(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*TOCSIN, *args, f"--web.listen-address=127.0.0.1:{port}"],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def wait_gone(pids: set[int], timeout: float = 10) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return {p for p in pids if alive(p)}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_kill_9_leaves_no_embedded_child_running(workers: str) -> None:
+    with tocsin("run", f"--ingest.workers={workers}") as (proc, url):
+        wait_healthy(url, proc)
+        kids = children_of(proc.pid)
+        # broker + redis, plus the extra ingest workers
+        assert len(kids) == 2 + int(workers) - 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert wait_gone(kids) == set()
+
+
+def test_sigterm_stops_children_and_exits_zero() -> None:
+    with tocsin("run") as (proc, url):
+        wait_healthy(url, proc)
+        kids = children_of(proc.pid)
+        assert kids
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert wait_gone(kids, timeout=1) == set()
+
+
+def test_nothing_is_spawned_with_real_kafka_and_redis(kafka_bootstrap: str) -> None:
+    env = {
+        "TOCSIN_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOCSIN_KAFKA__IDEMPOTENCE": "false",  # the session broker is Tansu, too
+        "TOCSIN_REDIS__URL": "redis://127.0.0.1:6379/15",
+    }
+    with tocsin("run", env=env) as (proc, url):
+        wait_healthy(url, proc)
+        assert children_of(proc.pid) == set()
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as r:  # noqa: S310 - loopback
+            assert json.loads(r.read())["services"] == {"kafka": "connected", "redis": "connected"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
