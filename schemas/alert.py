@@ -48,7 +48,7 @@ def invalid_label_name(labels: Mapping[str, str]) -> str | None:
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
-    """Alertmanager's fingerprint: FNV-1a 64 over bytewise-sorted name/value pairs, 16 hex digits."""
+    """Alertmanager's fingerprint: FNV-1a 64 over bytewise-sorted labels, as 16 hex digits."""
     h = _FNV_OFFSET
     for name in sorted(labels, key=lambda s: s.encode()):
         for byte in name.encode() + b"\xff" + labels[name].encode() + b"\xff":
@@ -110,14 +110,18 @@ def validate_alert(
 ) -> AlertProblem | None:
     """Alertmanager's per-alert checks (types.Alert.Validate), in its order; None when valid."""
     if ends_ns is not None and ends_ns < starts_ns:
-        return AlertProblem(path=_pointer(*where, "endsAt"), message="start time must be before end time")
+        return AlertProblem(
+            path=_pointer(*where, "endsAt"), message="start time must be before end time"
+        )
     bad = invalid_label_name(labels)
     if bad is not None:
         return AlertProblem(
             path=_pointer(*where, "labels", bad), message=f'invalid label set: invalid name "{bad}"'
         )
     if not labels:
-        return AlertProblem(path=_pointer(*where, "labels"), message="at least one label pair required")
+        return AlertProblem(
+            path=_pointer(*where, "labels"), message="at least one label pair required"
+        )
     bad = invalid_label_name(annotations)
     if bad is not None:
         return AlertProblem(
@@ -127,7 +131,9 @@ def validate_alert(
     return None
 
 
-def parse_time_field(value: str | None, where: tuple[str | int, ...], field: str) -> int | AlertProblem | None:
+def parse_time_field(
+    value: str | None, where: tuple[str | int, ...], field: str
+) -> int | AlertProblem | None:
     """Parse an optional timestamp field, returning nanoseconds, None, or the problem."""
     if value is None or value == "":
         return None

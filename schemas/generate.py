@@ -46,11 +46,17 @@ def _openapi() -> dict[str, Any]:
     error = ref(ErrorBody, "ErrorBody")
     err = {"application/json": {"schema": error}}
     errors = {
-        "400": {"description": "invalid body; valid alerts of the batch are still accepted", "content": err},
+        "400": {
+            "description": "invalid body; valid alerts of the batch are still accepted",
+            "content": err,
+        },
         "401": {"description": "authentication required or wrong", "content": err},
         "413": {"description": "body larger than the configured limit", "content": err},
         "415": {"description": "content type is not application/json", "content": err},
-        "503": {"description": "broker unavailable or slow; retry after Retry-After", "content": err},
+        "503": {
+            "description": "broker unavailable or slow; retry after Retry-After",
+            "content": err,
+        },
     }
     ok = {"200": {"description": "every alert acknowledged by the broker"}}
     health = {
@@ -65,7 +71,7 @@ def _openapi() -> dict[str, Any]:
         "required": ["status", "timestamp", "version", "services"],
     }
     components["Health"] = health
-    security = [{"bearer": []}, {"basic": []}, {}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}, {}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -101,15 +107,49 @@ def _openapi() -> dict[str, Any]:
                 "get": {
                     "summary": "Health in the operations guide's format",
                     "responses": {
-                        "200": {"description": "healthy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
-                        "503": {"description": "unhealthy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                        "200": {
+                            "description": "healthy",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
+                        "503": {
+                            "description": "unhealthy",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Health"}
+                                }
+                            },
+                        },
                     },
                 }
             },
-            "/-/healthy": {"get": {"summary": "liveness", "responses": {"200": {"description": "alive"}}}},
-            "/-/ready": {"get": {"summary": "readiness", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
-            "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3"}}}},
+            "/-/healthy": {
+                "get": {"summary": "liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/-/ready": {
+                "get": {
+                    "summary": "readiness",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text exposition format"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "responses": {"200": {"description": "OpenAPI 3"}},
+                }
+            },
         },
         "components": {
             "schemas": components,

@@ -32,4 +32,3 @@ ALERTS = Topic(
 
 #: Every topic, for documentation and JSON Schema generation.
 TOPICS: tuple[Topic, ...] = (ALERTS,)
-

@@ -1,4 +1,4 @@
-"""Alertmanager's webhook payload, version 4: what a `webhook_config` POSTs (and what Tocsin sends)."""
+"""Alertmanager's webhook payload, version 4: what a `webhook_config` POSTs."""
 
 from __future__ import annotations
 

@@ -49,7 +49,9 @@ def _is_bool(field: FieldInfo) -> bool:
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (each also TOCSIN_<SECTION>__<NAME> in the environment)")
+    group = parser.add_argument_group(
+        "settings (each also TOCSIN_<SECTION>__<NAME> in the environment)"
+    )
     group.add_argument(
         "--settings.file", dest="settings_file", type=Path, default=argparse.SUPPRESS,
         help="YAML file with Tocsin settings (lower precedence than env and flags) "
@@ -100,9 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {
-        k: v for k, v in vars(args).items() if "." in k and k != "settings_file"
-    }
+    overrides = {k: v for k, v in vars(args).items() if "." in k and k != "settings_file"}
     return load_settings(overrides, getattr(args, "settings_file", None))
 
 
@@ -138,7 +138,12 @@ async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: 
             await broker.start()
             stack.push_async_callback(broker.stop)
             bootstrap = broker.bootstrap_servers
-            info.append(("kafka", f"embedded Tansu broker at {bootstrap} (in memory; use real Kafka in production)"))
+            info.append(
+                (
+                    "kafka",
+                    f"embedded Tansu broker at {bootstrap} (in memory: production uses real Kafka)",
+                )
+            )
         else:
             info.append(("kafka", bootstrap))
         redis_url: str | None = None
@@ -173,10 +178,18 @@ async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: 
             return 0
         external = settings.web.external_url or f"http://{settings.web.listen_address}"
         info += [
-            ("ingest", f"http://{settings.web.listen_address}  (POST /api/v2/alerts, POST /api/v1/alertmanager)"),
+            (
+                "ingest",
+                f"http://{settings.web.listen_address}  (/api/v2/alerts, /api/v1/alertmanager)",
+            ),
             ("workers", f"{workers} process(es) sharing the port" if workers > 1 else "1 process"),
             ("external url", external),
-            ("config file", str(settings.config.file) if settings.config.file else "(none: router not built yet)"),
+            (
+                "config file",
+                str(settings.config.file)
+                if settings.config.file
+                else "(none: router not built yet)",
+            ),
             ("metrics", f"http://{settings.web.listen_address}/metrics"),
         ]
         _banner(info)

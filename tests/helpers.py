@@ -22,16 +22,20 @@ ENVELOPE = Envelope[Alert]
 
 
 @asynccontextmanager
-async def start_ingest(
-    bootstrap: str, port: int, **overrides: Any
-) -> AsyncIterator[str]:
+async def start_ingest(bootstrap: str, port: int, **overrides: Any) -> AsyncIterator[str]:
     """Run an IngestService against `bootstrap`; yields its base URL."""
     settings = load_settings(
-        {"web.listen_address": f"127.0.0.1:{port}", "kafka.bootstrap_servers": bootstrap, **overrides}
+        {
+            "web.listen_address": f"127.0.0.1:{port}",
+            "kafka.bootstrap_servers": bootstrap,
+            **overrides,
+        }
     )
     factory = KafkaFactory(settings.kafka, bootstrap, embedded=True)
     await factory.ensure_topics(["alerts"])
-    service = IngestService(settings, factory, new_registry(), HealthRegistry("test"), version="test")
+    service = IngestService(
+        settings, factory, new_registry(), HealthRegistry("test"), version="test"
+    )
     await service.start()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -43,7 +47,7 @@ async def read_alerts(
     bootstrap: str,
     predicate: Callable[[Envelope[Alert]], bool],
     expected: int,
-    timeout: float = 15.0,
+    within: float = 15.0,
     settle: float = 0.5,
 ) -> list[tuple[bytes, Envelope[Alert]]]:
     """Every (key, envelope) on `alerts` matching `predicate`, waiting for `expected` of them.
@@ -52,12 +56,15 @@ async def read_alerts(
     messages are seen too.
     """
     consumer = AIOKafkaConsumer(
-        "alerts", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        "alerts",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     found: list[tuple[bytes, Envelope[Alert]]] = []
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     settled_at: float | None = None
     try:
         while loop.time() < deadline and (settled_at is None or loop.time() < settled_at):

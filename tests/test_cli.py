@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,12 @@ from services.runtime.settings import load_settings
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], capture_output=True, text=True, timeout=60, env=env, check=False
+        [sys.executable, "-m", "services.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
 
 
@@ -41,9 +47,13 @@ def test_help_lists_alertmanager_style_flags_and_their_env(command: str) -> None
         assert env in result.stdout
 
 
-def test_flags_beat_env_which_beats_the_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_flags_beat_env_which_beats_the_settings_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     settings_file = tmp_path / "tocsin.yml"
-    settings_file.write_text("web:\n  listen_address: 127.0.0.1:1111\n  external_url: http://file\nkafka:\n  partitions: 3\n")
+    settings_file.write_text(
+        "web:\n  listen_address: 127.0.0.1:1111\n  external_url: http://file\nkafka:\n  partitions: 3\n"
+    )
     monkeypatch.setenv("TOCSIN_SETTINGS_FILE", str(settings_file))
     monkeypatch.setenv("TOCSIN_WEB__EXTERNAL_URL", "http://env")
     settings = load_settings({"web.listen_address": "127.0.0.1:2222"})
@@ -62,7 +72,11 @@ def test_flags_beat_env_which_beats_the_settings_file(monkeypatch: pytest.Monkey
     ids=["flag", "flag-type", "env"],
 )
 def test_invalid_settings_name_the_key_and_exit_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], env: dict[str, str], message: str
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    env: dict[str, str],
+    message: str,
 ) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -70,12 +84,15 @@ def test_invalid_settings_name_the_key_and_exit_2(
     assert message in capsys.readouterr().err
 
 
-def test_settings_file_errors_name_the_file(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_settings_file_errors_name_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("web:\n  nonsense: 1\n")
     assert main(["ingest", f"--settings.file={bad}"]) == 2
     err = capsys.readouterr().err
-    assert str(bad) in err and "web.nonsense" in err
+    assert str(bad) in err
+    assert "web.nonsense" in err
 
 
 def test_unknown_command_is_a_usage_error() -> None:

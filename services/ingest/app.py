@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from types import TracebackType
 
@@ -26,7 +27,7 @@ __all__ = ["IngestService", "build_app"]
 _log = structlog.get_logger("tocsin.ingest")
 
 
-def _openapi_handler() -> web.RequestHandler:
+def _openapi_handler() -> Callable[[web.Request], Awaitable[web.Response]]:
     document = resources.files("schemas").joinpath("openapi.json").read_bytes()
 
     async def handle(_: web.Request) -> web.Response:
@@ -98,7 +99,9 @@ class IngestService:
         """Connect the producer, then listen."""
         await self._producer.start()
         self._producer_started = True
-        publisher = AlertPublisher(self._producer, self._settings.kafka.publish_timeout, self._registry)
+        publisher = AlertPublisher(
+            self._producer, self._settings.kafka.publish_timeout, self._registry
+        )
         self._health.add("kafka", publisher.check)
         build_info(self._registry, self._version, "ingest")
         app = build_app(self._settings, publisher, self._health, self._registry)

@@ -41,7 +41,9 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in loc)
 
 
-def _schema_problems(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[dict[str, str]]:
+def _schema_problems(
+    exc: ValidationError, prefix: tuple[int | str, ...] = ()
+) -> list[dict[str, str]]:
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         if err["type"] == "json_invalid":
@@ -62,7 +64,11 @@ class IngestHandlers:
     """Request handlers bound to a publisher, an authenticator and a metrics registry."""
 
     def __init__(
-        self, publisher: AlertPublisher, auth: Authenticator, registry: CollectorRegistry, producer_name: str
+        self,
+        publisher: AlertPublisher,
+        auth: Authenticator,
+        registry: CollectorRegistry,
+        producer_name: str,
     ) -> None:
         self._publisher = publisher
         self._auth = auth
@@ -147,7 +153,7 @@ class IngestHandlers:
             self.rejected.labels(source).inc(len(problems))
             return json_error(
                 400,
-                f"{len(problems)} invalid alert(s) refused; the {len(messages)} valid one(s) were accepted",
+                f"{len(problems)} invalid alert(s) refused; {len(messages)} valid one(s) accepted",
                 errors=[p.model_dump() for p in problems],
                 accepted=len(messages),
             )

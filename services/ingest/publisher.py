@@ -19,7 +19,9 @@ __all__ = ["AlertPublisher"]
 class AlertPublisher:
     """Sends (key, value) pairs; returns only when every one is acknowledged, else PublishError."""
 
-    def __init__(self, producer: AIOKafkaProducer, timeout: float, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, timeout: float, registry: CollectorRegistry
+    ) -> None:
         self._producer = producer
         self._timeout = timeout
         self.latency = Histogram(

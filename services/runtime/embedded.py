@@ -77,7 +77,7 @@ class ChildProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT if log else None,
                 env=self._env,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+                preexec_fn=_die_with_parent,
                 process_group=0,
             )
 
@@ -108,9 +108,9 @@ class ChildProcess:
         await asyncio.to_thread(proc.wait)
 
 
-async def _wait_for_tcp(child: ChildProcess, host: str, port: int, timeout: float) -> None:
+async def _wait_for_tcp(child: ChildProcess, host: str, port: int, within: float) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         if child.exited() is not None:
             raise EmbeddedError(f"{child.name} exited at start:\n{child.log_tail()}")
@@ -180,8 +180,13 @@ class EmbeddedKafka(_Embedded):
         argv = [self._binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
         self.child = ChildProcess("kafka", argv, self.workdir / "kafka.log")
         self.child.start()
-        await _wait_for_tcp(self.child, "127.0.0.1", self.port, timeout=20)
-        _log.info("embedded_started", service="kafka", bootstrap=self.bootstrap_servers, pid=self.child.pid)
+        await _wait_for_tcp(self.child, "127.0.0.1", self.port, within=20)
+        _log.info(
+            "embedded_started",
+            service="kafka",
+            bootstrap=self.bootstrap_servers,
+            pid=self.child.pid,
+        )
 
 
 class EmbeddedRedis(_Embedded):

@@ -34,7 +34,10 @@ class HttpMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "tocsin_http_requests_total", "HTTP requests by route and status.", ["path", "method", "status"], registry=registry
+            "tocsin_http_requests_total",
+            "HTTP requests by route and status.",
+            ["path", "method", "status"],
+            registry=registry,
         )
         self.request_size = Histogram(
             "tocsin_http_request_size_bytes",
@@ -74,7 +77,7 @@ def make_app(metrics: HttpMetrics, client_max_size: int) -> web.Application:
             if exc.status >= 400 and exc.content_type != "application/json":
                 return json_error(exc.status, exc.reason)
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - the last line of defence: log it, answer 500, keep serving
             _log.exception("unhandled_error", path=path)
             return json_error(500, "internal error")
         finally:
@@ -87,7 +90,12 @@ def make_app(metrics: HttpMetrics, client_max_size: int) -> web.Application:
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
 ) -> web.AppRunner:
     """Start serving `app`; returns the runner (cleanup() stops it)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -81,17 +82,15 @@ class KafkaFactory:
                 if n not in existing
             ]
             if wanted:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                     await admin.create_topics(wanted)
-                except TopicAlreadyExistsError:
-                    pass  # another process created it first
                 _log.info("topics_created", topics=[t.name for t in wanted])
         finally:
             await admin.close()
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
+    async def wait_ready(self, within: float = 30.0) -> None:
         """Wait until the cluster answers a metadata request."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             admin = AIOKafkaAdminClient(**self._common(), request_timeout_ms=2000)
             try:

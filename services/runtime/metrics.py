@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 __all__ = ["Counter", "Gauge", "Histogram", "build_info", "metrics_handler", "new_registry"]
 
@@ -16,12 +24,14 @@ def new_registry() -> CollectorRegistry:
 
 def build_info(registry: CollectorRegistry, version: str, service: str) -> None:
     """tocsin_build_info{version, service} 1."""
-    Gauge("tocsin_build_info", "Tocsin build information.", ["version", "service"], registry=registry).labels(
-        version, service
-    ).set(1)
+    Gauge(
+        "tocsin_build_info", "Tocsin build information.", ["version", "service"], registry=registry
+    ).labels(version, service).set(1)
 
 
-def metrics_handler(registry: CollectorRegistry) -> web.RequestHandler:
+def metrics_handler(
+    registry: CollectorRegistry,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler exposing `registry` in the text format."""
 
     async def handle(_: web.Request) -> web.Response:

@@ -100,7 +100,7 @@ class WebSettings(_Section):
     @field_validator("listen_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"listen address {value!r} must be host:port")
         return value
@@ -176,8 +176,10 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def load_settings(overrides: dict[str, Any] | None = None, settings_file: Path | None = None) -> Settings:
-    """Build settings from flags (dotted keys), env and the optional YAML file; SettingsError if bad."""
+def load_settings(
+    overrides: dict[str, Any] | None = None, settings_file: Path | None = None
+) -> Settings:
+    """Settings from flags (dotted keys), env and the optional YAML file; SettingsError if bad."""
     from pydantic import ValidationError
 
     file = str(settings_file) if settings_file else os.environ.get(SETTINGS_FILE_ENV)
@@ -192,7 +194,8 @@ def load_settings(overrides: dict[str, Any] | None = None, settings_file: Path |
         return Settings(**_nest(overrides or {}))
     except ValidationError as exc:
         lines = [
-            f"{source}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{source}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
         ]
         raise SettingsError("\n".join(lines)) from None
     finally:

@@ -18,7 +18,10 @@ JSON = {"Content-Type": "application/json"}
 
 async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    async with aiohttp.ClientSession() as http, http.post(url, data=data, headers=headers or JSON) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=data, headers=headers or JSON) as r,
+    ):
         text = await r.text()
         parsed = json.loads(text) if text and r.content_type == "application/json" else text
         return r.status, parsed, r.headers
@@ -36,12 +39,15 @@ async def test_posted_alerts_reach_the_topic_keyed_by_fingerprint(ingest: Ingest
     ]
     status, body, _ = await post(f"{ingest.url}/api/v2/alerts", alerts)
     assert (status, body) == (200, "")
-    got = await read_alerts(ingest.bootstrap, lambda e: e.data.labels.get("run") == ingest.run_id, 5)
+    got = await read_alerts(
+        ingest.bootstrap, lambda e: e.data.labels.get("run") == ingest.run_id, 5
+    )
     assert len(got) == 5
     by_instance = {env.data.labels["instance"]: (key, env) for key, env in got}
     for i, sent in enumerate(alerts):
         key, env = by_instance[f"h{i}:9100"]
-        assert key == fingerprint(sent["labels"]).encode()
+        assert key == fingerprint(env.data.labels).encode()
+        assert env.data.labels == sent["labels"]
         assert env.data.fingerprint == key.decode()
         assert env.data.labels == sent["labels"]
         assert env.data.annotations == sent["annotations"]
@@ -96,8 +102,10 @@ async def test_webhook_payload_v4_is_split_into_alerts(ingest: Ingest) -> None:
     assert (status, body) == (200, {"accepted": 2})
     got = {e.data.labels["i"]: e.data for _, e in await read_alerts(
         ingest.bootstrap, lambda e: e.data.labels.get("run") == ingest.run_id, 2)}  # fmt: skip
-    assert got["1"].status == "firing" and got["1"].endsAt is None
-    assert got["2"].status == "resolved" and got["2"].endsAt == "2026-11-27T02:11:00Z"
+    assert got["1"].status == "firing"
+    assert got["1"].endsAt is None
+    assert got["2"].status == "resolved"
+    assert got["2"].endsAt == "2026-11-27T02:11:00Z"
     assert got["1"].fingerprint == fingerprint(payload["alerts"][0]["labels"])  # type: ignore[index]
     assert {d.source for d in got.values()} == {"webhook"}
 
@@ -107,7 +115,11 @@ async def test_partially_invalid_batch_keeps_the_valid_alerts(ingest: Ingest) ->
     alerts = [
         {"labels": {"alertname": "Good", "run": ingest.run_id}},
         {"labels": {"alertname": "Bad", "bad-name": "x"}},
-        {"labels": {"alertname": "Late"}, "startsAt": "2026-01-02T00:00:00Z", "endsAt": "2026-01-01T00:00:00Z"},
+        {
+            "labels": {"alertname": "Late"},
+            "startsAt": "2026-01-02T00:00:00Z",
+            "endsAt": "2026-01-01T00:00:00Z",
+        },
         {"labels": {"empty": ""}},
     ]
     status, body, _ = await post(f"{ingest.url}/api/v2/alerts", alerts)
@@ -118,7 +130,9 @@ async def test_partially_invalid_batch_keeps_the_valid_alerts(ingest: Ingest) ->
         {"path": "/2/endsAt", "message": "start time must be before end time"},
         {"path": "/3/labels", "message": "at least one label pair required"},
     ]
-    got = await read_alerts(ingest.bootstrap, lambda e: e.data.labels.get("run") == ingest.run_id, 1)
+    got = await read_alerts(
+        ingest.bootstrap, lambda e: e.data.labels.get("run") == ingest.run_id, 1
+    )
     assert [e.data.labels["alertname"] for _, e in got] == ["Good"]
 
 
@@ -147,7 +161,8 @@ async def test_bad_input_gets_a_4xx_json_answer(
 ) -> None:
     got_status, got, _ = await post(f"{ingest.url}{path}", body, {"Content-Type": ctype})
     assert got_status == status
-    assert isinstance(got, dict) and got["error"]
+    assert isinstance(got, dict)
+    assert got["error"]
     if error_paths is not None:
         assert [e["path"] for e in got["errors"]] == error_paths
         assert all(e["message"] for e in got["errors"])
@@ -206,11 +221,16 @@ async def test_health_metrics_and_openapi(ingest: Ingest) -> None:
         for path in ("/-/healthy", "/-/ready"):
             async with http.get(f"{ingest.url}{path}") as r:
                 assert r.status == 200
-        await post(f"{ingest.url}/api/v2/alerts", [{"labels": {"alertname": "M", "run": ingest.run_id}}])
+        await post(
+            f"{ingest.url}/api/v2/alerts", [{"labels": {"alertname": "M", "run": ingest.run_id}}]
+        )
         async with http.get(f"{ingest.url}/metrics") as r:
             text = await r.text()
         assert 'tocsin_ingest_alerts_accepted_total{source="api.v2"} 1.0' in text
-        assert 'tocsin_http_requests_total{method="POST",path="/api/v2/alerts",status="200"} 1.0' in text
+        assert (
+            'tocsin_http_requests_total{method="POST",path="/api/v2/alerts",status="200"} 1.0'
+            in text
+        )
         assert "tocsin_ingest_publish_seconds_bucket" in text
         assert "tocsin_http_request_size_bytes_bucket" in text
         async with http.get(f"{ingest.url}/openapi.json") as r:

@@ -22,37 +22,39 @@ async def test_outage_gives_503_then_the_retried_request_is_accepted(run_id: str
     try:
         overrides = {"kafka.publish_timeout": 1.5}
         factory = KafkaFactory(load_settings().kafka, broker.bootstrap_servers, embedded=True)
-        async with start_ingest(broker.bootstrap_servers, free_port(), **overrides) as url:
-            async with aiohttp.ClientSession() as http:
+        async with (
+            start_ingest(broker.bootstrap_servers, free_port(), **overrides) as url,
+            aiohttp.ClientSession() as http,
+        ):
 
-                async def post(name: str) -> aiohttp.ClientResponse:
-                    alert = {"labels": {"alertname": name, "run": run_id}, "startsAt": STARTS}
-                    body = json.dumps([alert])
-                    async with http.post(f"{url}/api/v2/alerts", data=body, headers=JSON) as r:
-                        await r.read()
-                        return r
+            async def post(name: str) -> aiohttp.ClientResponse:
+                alert = {"labels": {"alertname": name, "run": run_id}, "startsAt": STARTS}
+                body = json.dumps([alert])
+                async with http.post(f"{url}/api/v2/alerts", data=body, headers=JSON) as r:
+                    await r.read()
+                    return r
 
-                assert (await post("Before")).status == 200
+            assert (await post("Before")).status == 200
 
-                await broker.stop()
-                down = await post("During")
-                assert down.status == 503
-                assert down.headers["Retry-After"] == "5"
-                async with http.get(f"{url}/health") as r:
-                    assert r.status == 503
-                    assert (await r.json())["services"]["kafka"] == "error"
+            await broker.stop()
+            down = await post("During")
+            assert down.status == 503
+            assert down.headers["Retry-After"] == "5"
+            async with http.get(f"{url}/health") as r:
+                assert r.status == 503
+                assert (await r.json())["services"]["kafka"] == "error"
 
-                # Same port. Tansu keeps topics in memory only, so recreate the topic as it was:
-                # a real broker comes back with its topics and everything it acknowledged.
-                await broker.start()
-                await factory.ensure_topics(["alerts"])
-                # Retry as Alertmanager/Prometheus do on 5xx, bounded.
-                for _ in range(40):
-                    if (await post("During")).status == 200:
-                        break
-                    await asyncio.sleep(0.5)
-                else:
-                    raise AssertionError("the retried request was never accepted")
+            # Same port. Tansu keeps topics in memory only, so recreate the topic as it was:
+            # a real broker comes back with its topics and everything it acknowledged.
+            await broker.start()
+            await factory.ensure_topics(["alerts"])
+            # Retry as Alertmanager/Prometheus do on 5xx, bounded.
+            for _ in range(40):
+                if (await post("During")).status == 200:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError("the retried request was never accepted")
         got = await read_alerts(
             broker.bootstrap_servers, lambda e: e.data.labels.get("run") == run_id, 1
         )

@@ -55,7 +55,9 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -
 
 
 @contextmanager
-def tocsin(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def tocsin(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     proc = subprocess.Popen(
         [*TOCSIN, *args, f"--web.listen-address=127.0.0.1:{port}"],

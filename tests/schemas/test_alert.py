@@ -12,11 +12,20 @@ from schemas.timefmt import format_ns, parse_ns
 # Reference §12: every row but the first was read back from a live Alertmanager 0.25.0.
 FINGERPRINTS = [
     ({}, "cbf29ce484222325"),
-    ({"alertname": "HighCPU", "instance": "a:9100", "job": "node", "severity": "critical"}, "f640b7e1ff8afe25"),
-    ({"alertname": "HighCPU", "instance": "b:9100", "job": "node", "severity": "critical"}, "c13f7a2620dad38a"),
+    (
+        {"alertname": "HighCPU", "instance": "a:9100", "job": "node", "severity": "critical"},
+        "f640b7e1ff8afe25",
+    ),
+    (
+        {"alertname": "HighCPU", "instance": "b:9100", "job": "node", "severity": "critical"},
+        "c13f7a2620dad38a",
+    ),
     ({"alertname": "Other", "team": "x.y"}, "d4cba7444aee36b8"),
     ({"alertname": "Other2", "team": "x.y"}, "b62c4bf347fcfc78"),
-    ({"alertname": "Sort", "team": "x.y", "a": "1", "a0": "2", "a_b": "3", "B": "4"}, "d2c9d85b32a37cc0"),
+    (
+        {"alertname": "Sort", "team": "x.y", "a": "1", "a0": "2", "a_b": "3", "B": "4"},
+        "d2c9d85b32a37cc0",
+    ),
     ({"alertname": "Ünïcødé ✓", "path": 'C:\\tmp\n"q"'}, "fa2a82900522a76a"),
 ]
 
@@ -78,7 +87,9 @@ def test_parse_keeps_nanoseconds_and_offsets(text: str, ns: int) -> None:
     assert parse_ns(text) == ns
 
 
-@pytest.mark.parametrize("text", ["2026-11-27", "2026-13-01T00:00:00Z", "2026-11-27T00:00:00", "now", ""])
+@pytest.mark.parametrize(
+    "text", ["2026-11-27", "2026-13-01T00:00:00Z", "2026-11-27T00:00:00", "now", ""]
+)
 def test_parse_rejects_non_rfc3339(text: str) -> None:
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_ns(text)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from schemas.generate import generated_files
 
 
 @pytest.mark.parametrize("path", sorted(generated_files()), ids=lambda p: p.name)
-def test_generated_file_is_current(path) -> None:  # type: ignore[no-untyped-def]
+def test_generated_file_is_current(path: Path) -> None:
     expected = generated_files()[path]
     assert path.read_text(encoding="utf-8") == expected, "stale: run `python -m schemas.generate`"
 
