@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ __all__ = [
     "AlertProblem",
     "PostableAlert",
     "fingerprint",
+    "fingerprint_py",
     "invalid_label_name",
     "label_name_ok",
     "validate_alert",
@@ -47,13 +48,27 @@ def invalid_label_name(labels: Mapping[str, str]) -> str | None:
     return None
 
 
-def fingerprint(labels: Mapping[str, str]) -> str:
+def fingerprint_py(labels: Mapping[str, str]) -> str:
     """Alertmanager's fingerprint: FNV-1a 64 over bytewise-sorted labels, as 16 hex digits."""
     h = _FNV_OFFSET
     for name in sorted(labels, key=lambda s: s.encode()):
         for byte in name.encode() + b"\xff" + labels[name].encode() + b"\xff":
             h = ((h ^ byte) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
+
+
+_fingerprint_c: Callable[[dict[str, str]], str] | None
+try:  # the C build of the same function (schemas/_fnv.c), about 20x faster
+    from schemas._fnv import fingerprint as _fingerprint_c
+except ImportError:  # pragma: no cover - no compiler at install time
+    _fingerprint_c = None
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's fingerprint of a label set (the C build when available)."""
+    if _fingerprint_c is not None and type(labels) is dict:
+        return str(_fingerprint_c(labels))
+    return fingerprint_py(labels)
 
 
 class PostableAlert(BaseModel):

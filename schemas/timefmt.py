@@ -6,6 +6,7 @@ Timestamps therefore travel as strings and are compared as integer nanoseconds s
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,6 +23,7 @@ _RFC3339 = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=4096)  # a batch's alerts often share their timestamps
 def parse_ns(value: str) -> int:
     """Parse an RFC 3339 timestamp into nanoseconds since the Unix epoch; ValueError if invalid."""
     m = _RFC3339.fullmatch(value)

@@ -35,6 +35,10 @@ _WEBHOOK = TypeAdapter(WebhookMessage)
 # Go's zero time: what Alertmanager writes for "no endsAt"; Tocsin reads it as absent.
 _GO_ZERO_PREFIX = "0001-01-01T00:00:00"
 Source = Literal["api.v2", "webhook"]
+# (JSON Pointer parts, labels, annotations, startsAt, endsAt, generatorURL) of one posted alert
+_Incoming = tuple[
+    tuple[int | str, ...], Mapping[str, str], Mapping[str, str], str | None, str | None, str
+]
 
 
 def _pointer(loc: tuple[int | str, ...]) -> str:
@@ -106,6 +110,7 @@ class IngestHandlers:
         ends_at: str | None,
         generator_url: str,
         now: int,
+        now_text: str,
     ) -> tuple[bytes, bytes] | AlertProblem:
         """One accepted alert as (key, enveloped value), or the reason it is refused."""
         starts = parse_time_field(starts_at, where, "startsAt")
@@ -115,7 +120,7 @@ class IngestHandlers:
         if isinstance(ends, AlertProblem):
             return ends
         if starts is None:  # Alertmanager: startsAt defaults to endsAt, else to now
-            starts, starts_at = (ends, ends_at) if ends is not None else (now, format_ns(now))
+            starts, starts_at = (ends, ends_at) if ends is not None else (now, now_text)
         # Alertmanager drops labels with empty values before anything else looks at them.
         if "" in labels.values():
             labels = {k: v for k, v in labels.items() if v != ""}
@@ -131,10 +136,10 @@ class IngestHandlers:
             "generatorURL": generator_url,
             "status": "resolved" if ends is not None and ends <= now else "firing",
             "fingerprint": fp,
-            "receivedAt": format_ns(now),
+            "receivedAt": now_text,
             "source": source,
         }
-        return fp.encode(), encode(ALERTS.schema, self._producer_name, data, now)
+        return fp.encode(), encode(ALERTS.schema, self._producer_name, data, now_text)
 
     async def _publish(
         self,
@@ -161,6 +166,22 @@ class IngestHandlers:
             return web.Response(status=200)
         return web.Response(status=200, body=ok_body, content_type="application/json")
 
+    async def _accept(self, source: Source, alerts: list[_Incoming]) -> web.Response:
+        now = now_ns()
+        now_text = format_ns(now)
+        messages: list[tuple[bytes, bytes]] = []
+        problems: list[AlertProblem] = []
+        for where, labels, annots, starts_at, ends_at, generator_url in alerts:
+            out = self._message(
+                source, where, labels, annots, starts_at, ends_at, generator_url, now, now_text
+            )
+            if isinstance(out, AlertProblem):
+                problems.append(out)
+            else:
+                messages.append(out)
+        ok_body = orjson.dumps({"accepted": len(messages)}) if source == "webhook" else None
+        return await self._publish(source, messages, problems, ok_body)
+
     async def post_alerts(self, request: web.Request) -> web.Response:
         """POST /api/v2/alerts: Alertmanager's API push (Prometheus, amtool)."""
         body = await self._body(request)
@@ -170,16 +191,20 @@ class IngestHandlers:
             alerts = _POSTABLE.validate_json(body)
         except ValidationError as exc:
             return json_error(400, "invalid body", errors=_schema_problems(exc))
-        now = now_ns()
-        messages: list[tuple[bytes, bytes]] = []
-        problems: list[AlertProblem] = []
-        for i, a in enumerate(alerts):
-            out = self._message(
-                "api.v2", (i,), a.labels, a.annotations, _time_or_none(a.startsAt),
-                _time_or_none(a.endsAt), a.generatorURL, now,
-            )  # fmt: skip
-            (problems if isinstance(out, AlertProblem) else messages).append(out)  # type: ignore[arg-type]
-        return await self._publish("api.v2", messages, problems, None)
+        return await self._accept(
+            "api.v2",
+            [
+                (
+                    (i,),
+                    a.labels,
+                    a.annotations,
+                    _time_or_none(a.startsAt),
+                    _time_or_none(a.endsAt),
+                    a.generatorURL,
+                )
+                for i, a in enumerate(alerts)
+            ],
+        )
 
     async def post_webhook(self, request: web.Request) -> web.Response:
         """POST /api/v1/alertmanager: the target of an Alertmanager webhook_config (version 4)."""
@@ -190,17 +215,18 @@ class IngestHandlers:
             message = _WEBHOOK.validate_json(body)
         except ValidationError as exc:
             return json_error(400, "invalid webhook payload", errors=_schema_problems(exc))
-        now = now_ns()
-        messages: list[tuple[bytes, bytes]] = []
-        problems: list[AlertProblem] = []
-        for i, a in enumerate(message.alerts):
-            # A firing alert's endsAt is the upstream's estimate: the router applies its own.
-            ends_at = None if a.status == "firing" else _time_or_none(a.endsAt)
-            out = self._message(
-                "webhook", ("alerts", i), a.labels, a.annotations, _time_or_none(a.startsAt),
-                ends_at, a.generatorURL, now,
-            )  # fmt: skip
-            (problems if isinstance(out, AlertProblem) else messages).append(out)  # type: ignore[arg-type]
-        return await self._publish(
-            "webhook", messages, problems, orjson.dumps({"accepted": len(messages)})
+        # A firing alert's endsAt is the upstream's estimate: the router applies its own.
+        return await self._accept(
+            "webhook",
+            [
+                (
+                    ("alerts", i),
+                    a.labels,
+                    a.annotations,
+                    _time_or_none(a.startsAt),
+                    None if a.status == "firing" else _time_or_none(a.endsAt),
+                    a.generatorURL,
+                )
+                for i, a in enumerate(message.alerts)
+            ],
         )

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.alert import fingerprint, label_name_ok, validate_alert
+from schemas.alert import fingerprint, fingerprint_py, label_name_ok, validate_alert
 from schemas.timefmt import format_ns, parse_ns
 
 # Reference §12: every row but the first was read back from a live Alertmanager 0.25.0.
@@ -103,3 +103,12 @@ def test_format_round_trips(ns: int) -> None:
 def test_format_drops_trailing_zeros_like_go() -> None:
     assert format_ns(1795745431500000000) == "2026-11-27T02:10:31.5Z"
     assert format_ns(1795745431000000000) == "2026-11-27T02:10:31Z"
+
+
+_LABEL_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
+
+
+@given(st.dictionaries(_LABEL_TEXT, _LABEL_TEXT, max_size=40))
+def test_c_fingerprint_equals_the_reference(labels: dict[str, str]) -> None:
+    c_build = pytest.importorskip("schemas._fnv")
+    assert c_build.fingerprint(labels) == fingerprint_py(labels)
