@@ -99,3 +99,20 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_example_settings_file_loads() -> None:
+    example = Path(__file__).parent.parent / "deploy" / "tocsin" / "settings.example.yml"
+    settings = load_settings(settings_file=example)
+    assert settings.kafka.replication_factor == 3
+    assert settings.web.auth.bearer_token_file == Path("/run/secrets/tocsin-ingest-token")
+
+
+def test_readme_documents_every_setting() -> None:
+    from services.cli import _leaves
+    from services.runtime.settings import Settings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for dotted, _ in _leaves(Settings):
+        assert f"`--{dotted.replace('_', '-')}`" in readme, dotted
+        assert f"`TOCSIN_{dotted.upper().replace('.', '__')}`" in readme, dotted
