@@ -1,0 +1,5 @@
+"""The routing configuration: an alertmanager.yml, loaded and validated as Alertmanager 0.25 does."""
+
+from schemas.config.matchers import Matcher, MatcherError, MatchType, parse_matchers
+
+__all__ = ["MatchType", "Matcher", "MatcherError", "parse_matchers"]
