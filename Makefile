@@ -17,7 +17,7 @@ help:
 	@echo "make generate     regenerate schemas/json and schemas/openapi.json"
 	@echo "make bench        bench/ingest.py side by side with Alertmanager"
 
-$(STAMP): pyproject.toml setup.py schemas/_fnv.c
+$(STAMP): pyproject.toml setup.py schemas/_fnv.c services/runtime/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,speed]'

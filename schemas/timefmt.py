@@ -45,12 +45,16 @@ def parse_ns(value: str) -> int:
     return seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
 
 
+@functools.lru_cache(maxsize=64)  # consecutive calls mostly fall in the same second
+def _seconds_text(seconds: int, offset_seconds: int) -> str:
+    tz = UTC if offset_seconds == 0 else timezone(timedelta(seconds=offset_seconds))
+    return datetime.fromtimestamp(seconds, tz=tz).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def format_ns(ns: int, offset_seconds: int = 0) -> str:
     """Format nanoseconds since the epoch as Go's RFC3339Nano (trailing fraction zeros dropped)."""
     seconds, frac = divmod(ns, 1_000_000_000)
-    tz = UTC if offset_seconds == 0 else timezone(timedelta(seconds=offset_seconds))
-    dt = datetime.fromtimestamp(seconds, tz=tz)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    text = _seconds_text(seconds, offset_seconds)
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
     if offset_seconds == 0:

@@ -85,6 +85,7 @@ class IngestService:
         self._producer = kafka.producer("ingest")
         self._runner: web.AppRunner | None = None
         self._producer_started = False
+        self._publisher: AlertPublisher | None = None
 
     async def __aenter__(self) -> IngestService:
         await self.start()
@@ -99,7 +100,7 @@ class IngestService:
         """Connect the producer, then listen."""
         await self._producer.start()
         self._producer_started = True
-        publisher = AlertPublisher(
+        publisher = self._publisher = AlertPublisher(
             self._producer, self._settings.kafka.publish_timeout, self._registry
         )
         self._health.add("kafka", publisher.check)
@@ -118,6 +119,8 @@ class IngestService:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._publisher is not None:
+            await self._publisher.close()
         if self._producer_started:
             self._producer_started = False
             await self._producer.stop()

@@ -33,6 +33,8 @@ class HttpMetrics:
     """Requests by path and status, and request sizes. Paths are route templates: bounded."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._sized: dict[str, Any] = {}
         self.requests = Counter(
             "tocsin_http_requests_total",
             "HTTP requests by route and status.",
@@ -46,6 +48,19 @@ class HttpMetrics:
             buckets=(256, 1024, 4096, 16384, 65536, 262144, 1048576, 5242880),
             registry=registry,
         )
+
+    def observe(self, path: str, method: str, status: int, size: int | None) -> None:
+        """Count one request (label children cached: `labels()` is slow on the hot path)."""
+        key = (path, method, status)
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = self.requests.labels(path, method, str(status))
+        child.inc()
+        if size is not None:
+            sized = self._sized.get(path)
+            if sized is None:
+                sized = self._sized[path] = self.request_size.labels(path)
+            sized.observe(size)
 
 
 def _route_label(request: web.Request) -> str:
@@ -81,9 +96,7 @@ def make_app(metrics: HttpMetrics, client_max_size: int) -> web.Application:
             _log.exception("unhandled_error", path=path)
             return json_error(500, "internal error")
         finally:
-            metrics.requests.labels(path, request.method, str(status)).inc()
-            if request.content_length is not None:
-                metrics.request_size.labels(path).observe(request.content_length)
+            metrics.observe(path, request.method, status, request.content_length)
         return response
 
     return web.Application(middlewares=[errors_and_metrics], client_max_size=client_max_size)
