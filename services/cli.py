@@ -122,78 +122,83 @@ async def _spawn_workers(
         stack.push_async_callback(child.stop)
 
 
-async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: bool) -> int:
+async def _start(
+    stack: AsyncExitStack,
+    command: str,
+    settings: Settings,
+    argv: Sequence[str],
+    worker: bool,
+    health: HealthRegistry,
+) -> list[tuple[str, str]]:
+    """Start what `command` needs, pushing each teardown on `stack`; the banner lines."""
+    from schemas.topics import TOPICS
     from services.ingest import IngestService
 
+    info: list[tuple[str, str]] = []
+    bootstrap = settings.kafka.bootstrap_servers
+    embedded_kafka = bootstrap is None
+    if bootstrap is None:
+        broker = EmbeddedKafka(settings.kafka.broker_bin)
+        await broker.start()
+        stack.push_async_callback(broker.stop)  # last out: after every client drained
+        bootstrap = broker.bootstrap_servers
+        info.append(("kafka", f"embedded Tansu at {bootstrap} (in memory: production uses Kafka)"))
+    else:
+        info.append(("kafka", bootstrap))
+    if command == "run":
+        if settings.redis.url is None:
+            redis = EmbeddedRedis()
+            await redis.start()
+            stack.push_async_callback(redis.stop)
+            redis_url = redis.url
+            info.append(("redis", f"embedded Redis at {redis_url}"))
+        else:
+            redis_url = settings.redis.url.get_secret_value()
+            info.append(("redis", "configured (TOCSIN_REDIS__URL)"))
+        health.add("redis", _redis_check(stack, redis_url))
+    factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
+    if not worker:
+        await factory.wait_ready()
+        await factory.ensure_topics(t.name for t in TOPICS)
+    workers = settings.ingest.workers
+    if workers > 1 and not worker:
+        env = {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
+        if embedded_kafka:
+            env["TOCSIN_KAFKA__IDEMPOTENCE"] = "false"
+        await _spawn_workers(stack, workers - 1, env, ["ingest", *argv])
+    registry = new_registry()
+    service = IngestService(settings, factory, registry, health, version=__version__)
+    await service.start()
+    stack.push_async_callback(service.stop)  # first out: stop intake, drain the producer
+    address = settings.web.listen_address
+    return [
+        *info,
+        ("ingest", f"http://{address}  (/api/v2/alerts, /api/v1/alertmanager)"),
+        ("workers", f"{workers} processes sharing the port" if workers > 1 else "1 process"),
+        ("external url", settings.web.external_url or f"http://{address}"),
+        ("config file", str(settings.config.file or "(none: router not built yet)")),
+        ("metrics", f"http://{address}/metrics"),
+    ]
+
+
+async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: bool) -> int:
     lifecycle = Lifecycle()
     lifecycle.install_signal_handlers()
-    registry = new_registry()
     health = HealthRegistry(__version__)
-    info: list[tuple[str, str]] = []
-    async with AsyncExitStack() as stack:
-        bootstrap = settings.kafka.bootstrap_servers
-        embedded_kafka = bootstrap is None
-        if bootstrap is None:
-            broker = EmbeddedKafka(settings.kafka.broker_bin)
-            await broker.start()
-            stack.push_async_callback(broker.stop)
-            bootstrap = broker.bootstrap_servers
-            info.append(
-                (
-                    "kafka",
-                    f"embedded Tansu broker at {bootstrap} (in memory: production uses real Kafka)",
-                )
-            )
-        else:
-            info.append(("kafka", bootstrap))
-        redis_url: str | None = None
-        if command == "run":
-            if settings.redis.url is None:
-                redis = EmbeddedRedis()
-                await redis.start()
-                stack.push_async_callback(redis.stop)
-                redis_url = redis.url
-                info.append(("redis", f"embedded Redis at {redis_url}"))
-            else:
-                redis_url = settings.redis.url.get_secret_value()
-                info.append(("redis", "configured (TOCSIN_REDIS__URL)"))
-            health.add("redis", _redis_check(stack, redis_url))
-        factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
+    stack = AsyncExitStack()
+    try:
+        info = await _start(stack, command, settings, argv, worker, health)
         if not worker:
-            await factory.wait_ready()
-            from schemas.topics import TOPICS
-
-            await factory.ensure_topics(t.name for t in TOPICS)
-        workers = settings.ingest.workers
-        if workers > 1 and not worker:
-            env = {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
-            if embedded_kafka:
-                env["TOCSIN_KAFKA__IDEMPOTENCE"] = "false"
-            await _spawn_workers(stack, workers - 1, env, ["ingest", *argv])
-        service = IngestService(settings, factory, registry, health, version=__version__)
-        await service.start()
-        stack.push_async_callback(service.stop)
-        if worker:
-            await lifecycle.wait()
-            return 0
-        external = settings.web.external_url or f"http://{settings.web.listen_address}"
-        info += [
-            (
-                "ingest",
-                f"http://{settings.web.listen_address}  (/api/v2/alerts, /api/v1/alertmanager)",
-            ),
-            ("workers", f"{workers} process(es) sharing the port" if workers > 1 else "1 process"),
-            ("external url", external),
-            (
-                "config file",
-                str(settings.config.file)
-                if settings.config.file
-                else "(none: router not built yet)",
-            ),
-            ("metrics", f"http://{settings.web.listen_address}/metrics"),
-        ]
-        _banner(info)
+            _banner(info)
         await lifecycle.wait()
+    finally:
+        # LIFO teardown, bounded: what does not finish in time is abandoned, and the embedded
+        # children still die with this process (parent-death signal).
+        try:
+            async with asyncio.timeout(lifecycle.drain_timeout):
+                await stack.aclose()
+        except TimeoutError:
+            _log.warning("drain_timeout", seconds=lifecycle.drain_timeout)
     _log.info("stopped")
     return 0
 

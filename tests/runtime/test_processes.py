@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,3 +118,35 @@ def test_nothing_is_spawned_with_real_kafka_and_redis(kafka_bootstrap: str) -> N
             assert json.loads(r.read())["services"] == {"kafka": "connected", "redis": "connected"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_secrets_never_reach_the_logs(kafka_bootstrap: str) -> None:
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    env = {
+        "TOCSIN_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TOCSIN_KAFKA__IDEMPOTENCE": "false",
+        "TOCSIN_WEB__AUTH__BEARER_TOKEN": secret,
+        "TOCSIN_LOG__LEVEL": "debug",
+    }
+    bodies = []
+    with tocsin("ingest", env=env) as (proc, url):
+        wait_healthy(url, proc)
+        for token in (secret, "wrong", secret + "x"):
+            request = urllib.request.Request(  # noqa: S310 - loopback
+                f"{url}/api/v2/alerts",
+                data=b'[{"labels": {"alertname": "S"}}]',
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310 - loopback
+                    r.read()
+            except urllib.error.HTTPError as exc:
+                bodies.append(exc.read().decode())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
+        logs = proc.stderr.read().decode()
+    assert "ingest_listening" in logs  # the logs were captured at debug level
+    assert secret not in logs
+    assert len(bodies) == 2  # both wrong tokens got a 401 body
+    assert all(secret not in body for body in bodies)
