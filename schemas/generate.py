@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from schemas.alert import PostableAlert
 from schemas.envelope import Envelope
 from schemas.error import ErrorBody
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, Topic
 from schemas.webhook import WebhookMessage
 
 __all__ = ["generated_files", "main"]
@@ -23,8 +23,7 @@ __all__ = ["generated_files", "main"]
 _HERE = Path(__file__).parent
 
 
-def _topic_schema(name: str) -> dict[str, Any]:
-    topic = next(t for t in TOPICS if t.name == name)
+def _topic_schema(topic: Topic) -> dict[str, Any]:
     schema = TypeAdapter(Envelope[topic.model]).json_schema(by_alias=True)  # type: ignore[name-defined]
     schema["title"] = f"Message on topic {topic.name!r}"
     schema["description"] = f"{topic.description} Key: {topic.key}. Payload schema: {topic.schema}."
@@ -167,7 +166,7 @@ def _dump(obj: Any) -> str:
 
 def generated_files() -> dict[Path, str]:
     """Every generated file and the text it must have."""
-    files = {_HERE / "json" / f"{t.name}.json": _dump(_topic_schema(t.name)) for t in TOPICS}
+    files = {_HERE / "json" / f"{t.slug}.json": _dump(_topic_schema(t)) for t in TOPICS}
     files[_HERE / "openapi.json"] = _dump(_openapi())
     return files
 

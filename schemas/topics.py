@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from schemas.alert import Alert
+from schemas.group import Decision, Notification
 
-__all__ = ["ALERTS", "TOPICS", "Topic"]
+__all__ = [
+    "ALERTS",
+    "DECISIONS",
+    "FIXED_TOPICS",
+    "NOTIFICATIONS",
+    "TOPICS",
+    "Topic",
+    "notifications_topic",
+]
 
 
 @dataclass(frozen=True)
@@ -16,6 +27,7 @@ class Topic:
     """A topic: name, what its message key is, which schema its envelope carries."""
 
     name: str
+    slug: str  # file stem of its JSON Schema in schemas/json/
     key: str
     schema: str
     model: type[BaseModel]
@@ -24,11 +36,50 @@ class Topic:
 
 ALERTS = Topic(
     name="alerts",
+    slug="alerts",
     key="alert fingerprint (16 hex digits)",
     schema="tocsin.alert/v1",
     model=Alert,
     description="Every alert accepted by ingest, one message per alert, in arrival order per key.",
 )
 
+NOTIFICATIONS = Topic(
+    name="notifications.<receiver>",
+    slug="notifications",
+    key="group key",
+    schema="tocsin.notification/v1",
+    model=Notification,
+    description="One message per flushed aggregation group and integration of the receiver; "
+    "teams subscribe to their receiver's topic. See notifications_topic() for the name.",
+)
+
+DECISIONS = Topic(
+    name="alerts.decisions",
+    slug="alerts.decisions",
+    key="alert fingerprint",
+    schema="tocsin.decision/v1",
+    model=Decision,
+    description="Every routing decision that dropped an alert for a receiver (inhibited, "
+    "silenced, muted by a time interval).",
+)
+
 #: Every topic, for documentation and JSON Schema generation.
-TOPICS: tuple[Topic, ...] = (ALERTS,)
+TOPICS: tuple[Topic, ...] = (ALERTS, NOTIFICATIONS, DECISIONS)
+#: The topics with a fixed name, created at start-up.
+FIXED_TOPICS: tuple[Topic, ...] = (ALERTS, DECISIONS)
+
+_TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def notifications_topic(receiver: str) -> str:
+    """`notifications.<receiver>`; a name with characters Kafka refuses is made safe and unique.
+
+    Valid names ([A-Za-z0-9._-]) are used as they are. Otherwise each run of other characters
+    becomes `_` and 8 hex digits of the name's SHA-256 are appended, so two receivers never share
+    a topic.
+    """
+    if _TOPIC_SAFE.fullmatch(receiver) and len(receiver) <= 200:
+        return f"notifications.{receiver}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", receiver)[:180]
+    digest = hashlib.sha256(receiver.encode()).hexdigest()[:8]
+    return f"notifications.{safe}-{digest}"

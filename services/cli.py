@@ -223,7 +223,7 @@ async def _start(
     health: HealthRegistry,
 ) -> list[tuple[str, str]]:
     """Start what `command` needs, pushing each teardown on `stack`; the banner lines."""
-    from schemas.topics import TOPICS
+    from schemas.topics import FIXED_TOPICS
     from services.ingest import IngestService
 
     info: list[tuple[str, str]] = []
@@ -251,7 +251,7 @@ async def _start(
     factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
     if not worker:
         await factory.wait_ready()
-        await factory.ensure_topics(t.name for t in TOPICS)
+        await factory.ensure_topics(t.name for t in FIXED_TOPICS)
     workers = settings.ingest.workers
     if workers > 1 and not worker:
         env = {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
