@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from types import TracebackType
 
@@ -13,14 +13,14 @@ from prometheus_client import CollectorRegistry
 
 from schemas.envelope import producer_id
 from schemas.topics import ALERTS
-from services.ingest.auth import Authenticator
 from services.ingest.handlers import IngestHandlers
 from services.ingest.publisher import AlertPublisher
+from services.runtime.auth import Authenticator
 from services.runtime.health import HealthRegistry
 from services.runtime.http import HttpMetrics, make_app, start_site
 from services.runtime.kafka import KafkaFactory
 from services.runtime.metrics import build_info, metrics_handler
-from services.runtime.settings import Settings, read_secret
+from services.runtime.settings import Settings
 
 __all__ = ["IngestService", "build_app"]
 
@@ -41,14 +41,10 @@ def build_app(
     publisher: AlertPublisher,
     health: HealthRegistry,
     registry: CollectorRegistry,
+    extra_routes: Sequence[web.AbstractRouteDef] = (),
 ) -> web.Application:
-    """The ingest HTTP application with every route."""
-    auth_cfg = settings.web.auth
-    auth = Authenticator(
-        read_secret(auth_cfg.bearer_token, auth_cfg.bearer_token_file),
-        auth_cfg.basic_username,
-        read_secret(auth_cfg.basic_password, auth_cfg.basic_password_file),
-    )
+    """The ingest HTTP application with every route (plus other services' in `tocsin run`)."""
+    auth = Authenticator.from_settings(settings.web.auth)
     handlers = IngestHandlers(publisher, auth, registry, producer_id("ingest"))
     app = make_app(HttpMetrics(registry), settings.ingest.max_body_bytes)
     app.add_routes(
@@ -58,6 +54,7 @@ def build_app(
             web.get("/metrics", metrics_handler(registry)),
             web.get("/openapi.json", _openapi_handler()),
             *health.routes(),
+            *extra_routes,
         ]
     )
     return app
@@ -75,6 +72,7 @@ class IngestService:
         *,
         version: str,
         sock: socket.socket | None = None,
+        extra_routes: Sequence[web.AbstractRouteDef] = (),
     ) -> None:
         self._settings = settings
         self._kafka = kafka
@@ -82,6 +80,7 @@ class IngestService:
         self._health = health
         self._version = version
         self._sock = sock
+        self._extra_routes = extra_routes
         self._producer = kafka.producer("ingest")
         self._runner: web.AppRunner | None = None
         self._producer_started = False
@@ -105,7 +104,7 @@ class IngestService:
         )
         self._health.add("kafka", publisher.check)
         build_info(self._registry, self._version, "ingest")
-        app = build_app(self._settings, publisher, self._health, self._registry)
+        app = build_app(self._settings, publisher, self._health, self._registry, self._extra_routes)
         host, port = self._settings.web.host_port()
         self._runner = await start_site(
             app, host, port, reuse_port=self._settings.ingest.workers > 1, sock=self._sock

@@ -22,8 +22,8 @@ from schemas.envelope import encode
 from schemas.timefmt import format_ns, now_ns
 from schemas.topics import ALERTS
 from schemas.webhook import WebhookMessage
-from services.ingest.auth import Authenticator
 from services.ingest.publisher import AlertPublisher
+from services.runtime.auth import Authenticator
 from services.runtime.http import json_error
 from services.runtime.kafka import PublishError
 

@@ -1,4 +1,4 @@
-"""Optional request authentication: Bearer token and/or basic auth, compared in constant time."""
+"""Optional API authentication: Bearer token and/or basic auth, compared in constant time."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import hmac
 from aiohttp import web
 
 from services.runtime.http import json_error
+from services.runtime.settings import AuthSettings, read_secret
 
 __all__ = ["Authenticator"]
 
@@ -29,6 +30,15 @@ class Authenticator:
         if self._basic is not None:
             schemes.append('Basic realm="tocsin"')
         self._challenge = ", ".join(schemes)
+
+    @classmethod
+    def from_settings(cls, settings: AuthSettings) -> Authenticator:
+        """The authenticator the `web.auth` settings describe (secrets read from their files)."""
+        return cls(
+            read_secret(settings.bearer_token, settings.bearer_token_file),
+            settings.basic_username,
+            read_secret(settings.basic_password, settings.basic_password_file),
+        )
 
     @property
     def enabled(self) -> bool:

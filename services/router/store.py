@@ -1,0 +1,243 @@
+"""The router's durable state in Redis: alerts, groups and their schedule, leases, inhibition index.
+
+Every replica of the router shares this state; Kafka partitions split the alerts between
+replicas, a lease per group decides which replica flushes it. Keys (all under one prefix):
+
+    a:<fp>          alert (compact JSON), expiring some time after the alert ends
+    g:<gid>         group: key, route path, labels, timer state (hash)
+    m:<gid>         the group's alert fingerprints (set)
+    sched           next tick of every group (sorted set, score = ms since the epoch)
+    l:<gid>         flush lease (string, owner id, with a TTL)
+    i:<rule>:<h>    fingerprints of inhibition sources of a rule, by their `equal` values (set)
+    d:<hash>        a decision already announced (string with a TTL)
+
+Values are bytes; the dispatcher converts them. Reads and writes are pipelined per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from services.runtime.redis import RedisClient
+
+__all__ = ["GroupRecord", "RouterStore"]
+
+# Resolved alerts stay this long after their end, for the API and late flushes (Alertmanager
+# garbage-collects resolved alerts every 30 minutes).
+_ALERT_RETENTION_MS = 60 * 60 * 1000
+
+
+@dataclass
+class GroupRecord:
+    """An aggregation group as stored: identity, route, labels and timer state."""
+
+    gid: str
+    group_key: str
+    route_path: str
+    labels: dict[str, str]
+    created_ns: int
+    flushed: bool
+    next_tick_ns: int
+
+    def to_redis(self) -> dict[str, bytes]:
+        """The hash fields."""
+        return {
+            "k": self.group_key.encode(),
+            "r": self.route_path.encode(),
+            "l": orjson.dumps(self.labels),
+            "c": str(self.created_ns).encode(),
+            "f": b"1" if self.flushed else b"0",
+            "t": str(self.next_tick_ns).encode(),
+        }
+
+    @classmethod
+    def from_redis(cls, gid: str, fields: Mapping[bytes, bytes]) -> GroupRecord | None:
+        """A record from its hash fields, None when the hash is gone."""
+        if not fields:
+            return None
+        return cls(
+            gid=gid,
+            group_key=fields[b"k"].decode(),
+            route_path=fields[b"r"].decode(),
+            labels=orjson.loads(fields[b"l"]),
+            created_ns=int(fields[b"c"]),
+            flushed=fields.get(b"f") == b"1",
+            next_tick_ns=int(fields[b"t"]),
+        )
+
+
+class RouterStore:
+    """Typed access to the router's Redis keys."""
+
+    def __init__(self, redis: RedisClient, prefix: str = "tocsin:router:") -> None:
+        self.redis = redis
+        self._p = prefix
+        self._sched = f"{prefix}sched"
+
+    def _alert_key(self, fp: str) -> str:
+        return f"{self._p}a:{fp}"
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    async def get_alerts(self, fps: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored alerts among `fps` (absent ones are left out)."""
+        if not fps:
+            return {}
+        values = await self.redis.mget([self._alert_key(fp) for fp in fps])
+        return {fp: orjson.loads(v) for fp, v in zip(fps, values, strict=True) if v is not None}
+
+    async def scan_alerts(self, count: int = 1000) -> list[dict[str, Any]]:
+        """Every stored alert (for the API); SCAN in pages, no blocking KEYS."""
+        found: list[dict[str, Any]] = []
+        keys: list[bytes] = []
+        async for key in self.redis.scan_iter(match=f"{self._p}a:*", count=count):
+            keys.append(key)
+            if len(keys) >= count:
+                found += [orjson.loads(v) for v in await self.redis.mget(keys) if v is not None]
+                keys = []
+        if keys:
+            found += [orjson.loads(v) for v in await self.redis.mget(keys) if v is not None]
+        return found
+
+    # -- one batch of received alerts -------------------------------------------------------
+
+    async def get_groups(self, gids: Sequence[str]) -> dict[str, GroupRecord]:
+        """The stored groups among `gids`."""
+        if not gids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for gid in gids:
+            pipe.hgetall(f"{self._p}g:{gid}")
+        found = {}
+        for gid, fields in zip(gids, await pipe.execute(), strict=True):
+            record = GroupRecord.from_redis(gid, fields)
+            if record is not None:
+                found[gid] = record
+        return found
+
+    async def write_batch(
+        self,
+        alerts: Mapping[str, tuple[dict[str, Any], int]],
+        new_groups: Iterable[GroupRecord],
+        members: Mapping[str, set[str]],
+        early: Mapping[str, int],
+        inhibition_sources: Mapping[str, set[str]],
+    ) -> None:
+        """Write one consumed batch: alerts (json, expire-at ms), new groups, memberships,
+        early flushes (a tick moved earlier, never later) and inhibition sources."""
+        pipe = self.redis.pipeline(transaction=False)
+        for fp, (data, expire_at_ms) in alerts.items():
+            key = self._alert_key(fp)
+            pipe.set(key, orjson.dumps(data))
+            pipe.pexpireat(key, expire_at_ms + _ALERT_RETENTION_MS)
+        for group in new_groups:
+            key = f"{self._p}g:{group.gid}"
+            for field, value in group.to_redis().items():
+                pipe.hsetnx(key, field, value)  # a concurrent creator may have been first
+            pipe.zadd(self._sched, {group.gid: group.next_tick_ns // 1_000_000}, nx=True)
+        for gid, fps in members.items():
+            pipe.sadd(f"{self._p}m:{gid}", *fps)
+        for gid, tick_ns in early.items():
+            pipe.zadd(self._sched, {gid: tick_ns // 1_000_000}, lt=True)
+        for key, fps in inhibition_sources.items():
+            pipe.sadd(f"{self._p}i:{key}", *fps)
+        await pipe.execute()
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    async def due_groups(self, now_ns: int, limit: int = 256) -> list[tuple[str, int]]:
+        """Groups whose next tick is due, earliest first, with that tick (ns)."""
+        rows: list[tuple[bytes, float]] = await self.redis.zrangebyscore(
+            self._sched, "-inf", now_ns // 1_000_000, start=0, num=limit, withscores=True
+        )
+        return [(gid.decode(), int(score) * 1_000_000) for gid, score in rows]
+
+    async def next_due_ns(self) -> int | None:
+        """When the earliest group is due, or None without groups."""
+        rows: list[tuple[bytes, float]] = await self.redis.zrange(
+            self._sched, 0, 0, withscores=True
+        )
+        return int(rows[0][1]) * 1_000_000 if rows else None
+
+    async def acquire_lease(self, gid: str, owner: str, ttl_ms: int) -> bool:
+        """Claim the flush of `gid` for `ttl_ms` unless another replica holds it."""
+        return bool(await self.redis.set(f"{self._p}l:{gid}", owner, nx=True, px=ttl_ms))
+
+    async def release_lease(self, gid: str, owner: str) -> None:
+        """Give the lease back if still ours (compare-and-delete)."""
+        await self.redis.eval(_RELEASE, 1, f"{self._p}l:{gid}", owner)
+
+    async def load_group(self, gid: str) -> tuple[GroupRecord | None, list[str]]:
+        """The group and its member fingerprints."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(f"{self._p}g:{gid}")
+        pipe.smembers(f"{self._p}m:{gid}")
+        fields, fps = await pipe.execute()
+        return GroupRecord.from_redis(gid, fields), sorted(fp.decode() for fp in fps)
+
+    async def finish_flush(
+        self, gid: str, remove: Iterable[str], next_tick_ns: int, expected_tick_ns: int
+    ) -> None:
+        """After a successful flush: drop `remove` from the group, mark it flushed, move its tick.
+
+        The tick moves only if nobody moved it meanwhile (an early flush then wins)."""
+        removed = list(remove)
+        pipe = self.redis.pipeline(transaction=False)
+        if removed:
+            pipe.srem(f"{self._p}m:{gid}", *removed)
+        pipe.hset(f"{self._p}g:{gid}", mapping={"f": b"1", "t": str(next_tick_ns).encode()})
+        pipe.eval(
+            _MOVE_TICK,
+            1,
+            self._sched,
+            gid,
+            expected_tick_ns // 1_000_000,
+            next_tick_ns // 1_000_000,
+        )
+        await pipe.execute()
+
+    async def delete_group(self, gid: str) -> None:
+        """Remove an empty group (its next alert starts a new one, as in Alertmanager)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(self._sched, gid)
+        pipe.delete(f"{self._p}g:{gid}", f"{self._p}m:{gid}")
+        await pipe.execute()
+
+    async def forget_members(self, gid: str, fps: Iterable[str]) -> None:
+        """Drop members whose alert expired from the store."""
+        gone = list(fps)
+        if gone:
+            await self.redis.srem(f"{self._p}m:{gid}", *gone)
+
+    async def inhibition_sources(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """Source fingerprints for each index key."""
+        if not keys:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.smembers(f"{self._p}i:{key}")
+        rows = await pipe.execute()
+        return {k: sorted(m.decode() for m in row) for k, row in zip(keys, rows, strict=True)}
+
+    async def announce_once(self, digest: str, ttl_ms: int) -> bool:
+        """True the first time `digest` is seen within `ttl_ms` (decision de-duplication)."""
+        return bool(await self.redis.set(f"{self._p}d:{digest}", b"1", nx=True, px=ttl_ms))
+
+
+# Delete the lease only if we still own it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Move a group's tick from the flushed one to the next, unless an early flush moved it meanwhile.
+_MOVE_TICK = """
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then
+  return redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+end
+return 0
+"""
