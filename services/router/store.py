@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -151,15 +151,18 @@ class RouterStore:
 
     async def due_groups(self, now_ns: int, limit: int = 256) -> list[tuple[str, int]]:
         """Groups whose next tick is due, earliest first, with that tick (ns)."""
-        rows: list[tuple[bytes, float]] = await self.redis.zrangebyscore(
-            self._sched, "-inf", now_ns // 1_000_000, start=0, num=limit, withscores=True
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            await self.redis.zrangebyscore(
+                self._sched, "-inf", now_ns // 1_000_000, start=0, num=limit, withscores=True
+            ),
         )
         return [(gid.decode(), int(score) * 1_000_000) for gid, score in rows]
 
     async def next_due_ns(self) -> int | None:
         """When the earliest group is due, or None without groups."""
-        rows: list[tuple[bytes, float]] = await self.redis.zrange(
-            self._sched, 0, 0, withscores=True
+        rows = cast(
+            "list[tuple[bytes, float]]", await self.redis.zrange(self._sched, 0, 0, withscores=True)
         )
         return int(rows[0][1]) * 1_000_000 if rows else None
 
