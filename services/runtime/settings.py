@@ -28,6 +28,7 @@ __all__ = [
     "KafkaSettings",
     "LogSettings",
     "RedisSettings",
+    "RouterSettings",
     "Settings",
     "SettingsError",
     "WebSettings",
@@ -124,6 +125,21 @@ class IngestSettings(_Section):
     )
 
 
+class RouterSettings(_Section):
+    """The router service."""
+
+    group_id: str = Field(
+        "tocsin-router", description="Kafka consumer group of the router replicas"
+    )
+    flush_lease: float = Field(
+        30.0, gt=0, description="seconds a replica holds a group while flushing it"
+    )
+    poll_interval: float = Field(
+        0.1, gt=0, le=5, description="seconds between looks for due groups (tick precision)"
+    )
+    redis_prefix: str = Field("tocsin:", description="prefix of every Redis key Tocsin writes")
+
+
 class ConfigSettings(_Section):
     """The alertmanager.yml-compatible routing configuration."""
 
@@ -152,6 +168,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
     config: ConfigSettings = Field(default_factory=ConfigSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

@@ -1,0 +1,206 @@
+"""The router service: consume `alerts`, keep groups in Redis, flush due groups to Kafka.
+
+Two loops per replica: the consumer merges each batch into Redis and commits the offsets only
+after the state is written; the flusher claims due groups (lease) and publishes their
+notifications. Config reload (SIGHUP, POST /-/reload) swaps the config atomically, keeping the
+old one when the new one is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import ValidationError
+
+from schemas.alert import Alert
+from schemas.config import Config, ConfigError, load
+from schemas.envelope import Envelope, producer_id
+from schemas.topics import ALERTS, FIXED_TOPICS, notifications_topic
+from services.router.dispatcher import Dispatcher, Silencer
+from services.router.store import RouterStore
+from services.runtime.kafka import KafkaFactory
+from services.runtime.nflog import RedisNflog
+from services.runtime.redis import RedisClient
+from services.runtime.settings import Settings
+
+__all__ = ["RouterService"]
+
+_log = structlog.get_logger("tocsin.router")
+_ENVELOPE = Envelope[Alert]
+
+
+class RouterService:
+    """One router replica."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kafka: KafkaFactory,
+        redis: RedisClient,
+        registry: CollectorRegistry,
+        silencer: Silencer,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        external_url: str | None = None,
+    ) -> None:
+        if settings.config.file is None:
+            raise ValueError("the router needs a routing config: --config.file")
+        self._settings = settings
+        self._config_path = Path(settings.config.file)
+        self._kafka = kafka
+        self._redis = redis
+        self._registry = registry
+        self._silencer = silencer
+        self._clock = clock
+        _, port = settings.web.host_port()
+        self.external_url = (
+            external_url or settings.web.external_url or f"http://{socket.gethostname()}:{port}"
+        ).rstrip("/")
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.dispatcher: Dispatcher | None = None
+        self._reloads = Counter(
+            "tocsin_router_config_reloads_total", "Config reloads by outcome.", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
+        self._reload_ok = Gauge(
+            "tocsin_router_config_last_reload_successful",
+            "Whether the last config reload succeeded (1) or failed (0).",
+            registry=registry,
+        )
+        self._bad_messages = Counter(
+            "tocsin_router_bad_messages_total", "Messages on alerts that did not parse (skipped).",
+            registry=registry,
+        )  # fmt: skip
+
+    @property
+    def config(self) -> Config:
+        """The config in force."""
+        if self.dispatcher is None:
+            raise RuntimeError("the router is not started")
+        return self.dispatcher.config
+
+    async def start(self) -> None:
+        """Load the config, connect, create the receivers' topics, start both loops."""
+        config = load(self._config_path)
+        await self._ensure_topics(config)
+        self._producer = self._kafka.producer("router")
+        await self._producer.start()
+        owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        prefix = self._settings.router.redis_prefix
+        self.dispatcher = dispatcher = Dispatcher(
+            config,
+            RouterStore(self._redis, prefix=f"{prefix}router:"),
+            RedisNflog(self._redis, "published", prefix=f"{prefix}nflog:"),
+            self._producer,
+            self._silencer,
+            self._registry,
+            clock=self._clock,
+            owner=owner,
+            external_url=self.external_url,
+            producer_name=producer_id("router"),
+        )
+        self._reload_ok.set(1)
+        group = self._settings.router.group_id
+        self._consumer = consumer = self._kafka.consumer("router", group, [ALERTS.name])
+        await consumer.start()
+        self._tasks = [
+            asyncio.create_task(self._consume(consumer, dispatcher), name="router-consume"),
+            asyncio.create_task(self._flush(dispatcher), name="router-flush"),
+        ]
+        _log.info("router_started", config=str(self._config_path), receivers=len(config.receivers))
+
+    async def _ensure_topics(self, config: Config) -> None:
+        names = [t.name for t in FIXED_TOPICS]
+        names += [notifications_topic(r.name) for r in config.receivers]
+        await self._kafka.ensure_topics(names)
+
+    async def reload(self) -> str | None:
+        """Load the config file again; on success switch to it, else keep the old one.
+
+        Returns the error text, or None on success."""
+        try:
+            config = load(self._config_path)
+            await self._ensure_topics(config)
+        except ConfigError as exc:
+            self._reloads.labels("failure").inc()
+            self._reload_ok.set(0)
+            _log.error("config_reload_failed", error=str(exc))
+            return str(exc)
+        if self.dispatcher is None:
+            return "the router is not started"
+        self.dispatcher.use_config(config)
+        self._reloads.labels("success").inc()
+        self._reload_ok.set(1)
+        _log.info("config_reloaded", config=str(self._config_path))
+        return None
+
+    async def _consume(self, consumer: AIOKafkaConsumer, dispatcher: Dispatcher) -> None:
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            alerts: list[Alert] = []
+            for records in batch.values():
+                for record in records:
+                    try:
+                        alerts.append(_ENVELOPE.model_validate(orjson.loads(record.value)).data)
+                    except (ValueError, ValidationError) as exc:
+                        self._bad_messages.inc()
+                        _log.warning(
+                            "bad_alert_message", offset=record.offset, error=str(exc)[:200]
+                        )
+            if not batch:
+                continue
+            try:
+                await dispatcher.receive(alerts)
+                await consumer.commit()  # only after the state is written: at-least-once
+            except Exception:  # noqa: BLE001 - Redis or the broker away: retry the same batch
+                _log.exception("receive_failed", alerts=len(alerts))
+                for tp, records in batch.items():
+                    consumer.seek(tp, records[0].offset)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+
+    async def _flush(self, dispatcher: Dispatcher) -> None:
+        lease_ms = int(self._settings.router.flush_lease * 1000)
+        poll = self._settings.router.poll_interval
+        while not self._stopping.is_set():
+            try:
+                flushed = await dispatcher.flush_due(lease_ms)
+            except Exception:  # noqa: BLE001 - log, back off, keep the loop alive
+                _log.exception("flush_failed")
+                flushed = 0
+                await asyncio.sleep(1)
+            if not flushed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), poll)
+
+    async def stop(self) -> None:
+        """Finish the batch and flush in progress, commit, close clients; idempotent."""
+        self._stopping.set()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            try:
+                async with asyncio.timeout(10):
+                    await task
+            except TimeoutError:
+                task.cancel()
+            except Exception:  # noqa: BLE001 - a loop that died is reported, teardown goes on
+                _log.exception("router_loop_failed", loop=task.get_name())
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

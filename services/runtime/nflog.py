@@ -1,0 +1,51 @@
+"""The notification log in Redis: per (group, receiver, integration) what was last notified.
+
+One module for both sides: the router keeps a "published" log (what it put on a receiver's
+topic, so it skips unchanged groups until repeat_interval, as Alertmanager's dedup stage), the
+notifiers a "delivered" log (written after a successful send, checked before sending, so a
+redelivered notification is not sent twice). Entries expire by themselves (Redis TTL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import orjson
+
+from services.router.dedup import NflogEntry
+from services.runtime.redis import RedisClient
+
+__all__ = ["RedisNflog"]
+
+
+class RedisNflog:
+    """Entries under `<prefix><log>:<sha1 of the entry key>`, as compact JSON with a TTL."""
+
+    def __init__(self, redis: RedisClient, log: str, prefix: str = "tocsin:nflog:") -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}{log}:"
+
+    def _key(self, key: str) -> str:
+        return self._prefix + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+
+    async def get_many(self, keys: Sequence[str], now_ns: int) -> dict[str, NflogEntry]:
+        """The entries among `keys` that exist and have not expired."""
+        if not keys:
+            return {}
+        values = await self._redis.mget([self._key(k) for k in keys])
+        found = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is not None:
+                entry = NflogEntry.from_json(orjson.loads(value))
+                if not entry.expired(now_ns):
+                    found[key] = entry
+        return found
+
+    async def put(self, key: str, entry: NflogEntry) -> None:
+        """Store `entry`, expiring when it does."""
+        await self._redis.set(
+            self._key(key),
+            orjson.dumps(entry.to_json()),
+            pxat=max(entry.expires_ns // 1_000_000, 1),
+        )
