@@ -85,9 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run every service in one process (embedded Kafka and Redis unless configured)",
-        description="Run every built service in one process. Without "
-        "TOCSIN_KAFKA__BOOTSTRAP_SERVERS an embedded Kafka-protocol broker is started, without "
-        "TOCSIN_REDIS__URL an embedded Redis; both stop with Tocsin. Services so far: ingest.",
+        description="Run every built service in one process: ingest, and the router when "
+        "--config.file names an alertmanager.yml. Without TOCSIN_KAFKA__BOOTSTRAP_SERVERS an "
+        "embedded Kafka-protocol broker is started, without TOCSIN_REDIS__URL an embedded Redis; "
+        "both stop with Tocsin.",
     )
     _add_settings_flags(run)
     ingest = commands.add_parser(
@@ -98,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
         "after the broker acknowledged it.",
     )
     _add_settings_flags(ingest)
+    router = commands.add_parser(
+        "router",
+        help="run the router alone (needs --config.file)",
+        description="Consume the alerts topic, group, inhibit, silence and deduplicate exactly as "
+        "Alertmanager 0.25 with the given alertmanager.yml, and publish one message per flushed "
+        "group and integration on notifications.<receiver>. State lives in Redis; run as many "
+        "replicas as you like. SIGHUP reloads the config.",
+    )
+    _add_settings_flags(router)
     _add_config_commands(commands)
     return parser
 
@@ -214,18 +224,10 @@ async def _spawn_workers(
         stack.push_async_callback(child.stop)
 
 
-async def _start(
-    stack: AsyncExitStack,
-    command: str,
-    settings: Settings,
-    argv: Sequence[str],
-    worker: bool,
-    health: HealthRegistry,
-) -> list[tuple[str, str]]:
-    """Start what `command` needs, pushing each teardown on `stack`; the banner lines."""
-    from schemas.topics import FIXED_TOPICS
-    from services.ingest import IngestService
-
+async def _infrastructure(
+    stack: AsyncExitStack, settings: Settings, health: HealthRegistry, *, redis: bool
+) -> tuple[str, bool, str | None, list[tuple[str, str]]]:
+    """Kafka (and Redis when needed): the configured ones, or embedded children."""
     info: list[tuple[str, str]] = []
     bootstrap = settings.kafka.bootstrap_servers
     embedded_kafka = bootstrap is None
@@ -237,40 +239,99 @@ async def _start(
         info.append(("kafka", f"embedded Tansu at {bootstrap} (in memory: production uses Kafka)"))
     else:
         info.append(("kafka", bootstrap))
-    if command == "run":
+    redis_url: str | None = None
+    if redis:
         if settings.redis.url is None:
-            redis = EmbeddedRedis()
-            await redis.start()
-            stack.push_async_callback(redis.stop)
-            redis_url = redis.url
+            embedded = EmbeddedRedis()
+            await embedded.start()
+            stack.push_async_callback(embedded.stop)
+            redis_url = embedded.url
             info.append(("redis", f"embedded Redis at {redis_url}"))
         else:
             redis_url = settings.redis.url.get_secret_value()
             info.append(("redis", "configured (TOCSIN_REDIS__URL)"))
         health.add("redis", _redis_check(stack, redis_url))
+    return bootstrap, embedded_kafka, redis_url, info
+
+
+async def _start(
+    stack: AsyncExitStack,
+    command: str,
+    settings: Settings,
+    argv: Sequence[str],
+    worker: bool,
+    health: HealthRegistry,
+    lifecycle: Lifecycle,
+) -> list[tuple[str, str]]:
+    """Start what `command` needs, pushing each teardown on `stack`; the banner lines."""
+    from schemas.topics import FIXED_TOPICS
+    from services.ingest import IngestService
+
+    routing = command == "router" or (command == "run" and settings.config.file is not None)
+    bootstrap, embedded_kafka, redis_url, info = await _infrastructure(
+        stack, settings, health, redis=command == "run" or routing
+    )
     factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
     if not worker:
         await factory.wait_ready()
         await factory.ensure_topics(t.name for t in FIXED_TOPICS)
+    registry = new_registry()
+    address = settings.web.listen_address
+    if routing and not worker and redis_url is not None:
+        router = await _start_router(stack, settings, factory, redis_url, registry, lifecycle)
+        info.append(
+            ("router", f"{settings.config.file} ({len(router.config.receivers)} receivers)")
+        )
+    elif command == "run":
+        info.append(("router", "off: no --config.file (alertmanager.yml) given"))
+    if command == "router":
+        info += [("metrics", f"http://{address}/metrics")]
+        return info
     workers = settings.ingest.workers
     if workers > 1 and not worker:
         env = {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
         if embedded_kafka:
             env["TOCSIN_KAFKA__IDEMPOTENCE"] = "false"
         await _spawn_workers(stack, workers - 1, env, ["ingest", *argv])
-    registry = new_registry()
     service = IngestService(settings, factory, registry, health, version=__version__)
     await service.start()
     stack.push_async_callback(service.stop)  # first out: stop intake, drain the producer
-    address = settings.web.listen_address
     return [
         *info,
         ("ingest", f"http://{address}  (/api/v2/alerts, /api/v1/alertmanager)"),
         ("workers", f"{workers} processes sharing the port" if workers > 1 else "1 process"),
         ("external url", settings.web.external_url or f"http://{address}"),
-        ("config file", str(settings.config.file or "(none: router not built yet)")),
         ("metrics", f"http://{address}/metrics"),
     ]
+
+
+async def _start_router(
+    stack: AsyncExitStack,
+    settings: Settings,
+    factory: KafkaFactory,
+    redis_url: str,
+    registry: Any,
+    lifecycle: Lifecycle,
+) -> Any:
+    from services.router.service import RouterService
+    from services.runtime.redis import connect
+
+    redis = connect(redis_url, name="tocsin-router")
+    stack.push_async_callback(redis.aclose)
+    router = RouterService(settings, factory, redis, registry, _NoSilences())
+    await router.start()
+    stack.push_async_callback(router.stop)
+
+    async def reload() -> None:
+        await router.reload()
+
+    lifecycle.reload_hooks.append(reload)
+    return router
+
+
+class _NoSilences:
+    def mutes(self, labels: Any, now_ns: int) -> list[str]:
+        return []
 
 
 async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: bool) -> int:
@@ -279,7 +340,7 @@ async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: 
     health = HealthRegistry(__version__)
     stack = AsyncExitStack()
     try:
-        info = await _start(stack, command, settings, argv, worker, health)
+        info = await _start(stack, command, settings, argv, worker, health, lifecycle)
         if not worker:
             _banner(info)
         await lifecycle.wait()
