@@ -37,6 +37,7 @@ class Notification(BaseModel):
     integration: str = Field(description='"<type>[<index>]", e.g. "webhook[0]"')
     status: Literal["firing", "resolved"]
     alerts: list[NotificationAlert]
+    truncatedAlerts: int = Field(0, ge=0, description="alerts cut by the webhook's max_alerts")
     groupLabels: dict[str, str]
     commonLabels: dict[str, str]
     commonAnnotations: dict[str, str]

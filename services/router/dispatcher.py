@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -23,7 +22,7 @@ from schemas.alert import Alert
 from schemas.config import Config, Route
 from schemas.config.errors import format_path
 from schemas.envelope import encode
-from schemas.timefmt import GO_ZERO_TIME, format_ns
+from schemas.timefmt import GO_ZERO_TIME, format_ns, parse_ns
 from schemas.topics import DECISIONS, NOTIFICATIONS, notifications_topic
 from services.router.aggregation import (
     GroupTimer,
@@ -32,8 +31,9 @@ from services.router.aggregation import (
     snapshot_for_flush,
 )
 from services.router.alerts import StoredAlert, dedup_hash, from_json, merge, to_json
-from services.router.dedup import NflogEntry, needs_update, new_entry, nflog_key
+from services.router.dedup import NflogEntry, needs_update, new_entry, nflog_key, payload_alerts
 from services.router.inhibit import Inhibitor
+from services.router.integrations import Integration, receiver_integrations
 from services.router.store import GroupRecord, RouterStore
 from services.router.timemute import mute_reason
 
@@ -61,33 +61,6 @@ class NflogStore(Protocol):
     async def put(self, key: str, entry: NflogEntry) -> None:
         """Store `entry` (it expires by itself)."""
         ...
-
-
-@dataclass(frozen=True)
-class _Integration:
-    name: str  # "webhook[0]"
-    kind: str  # "webhook"
-    index: int
-    send_resolved: bool
-    max_alerts: int
-
-
-def _integrations(config: Config, receiver: str) -> list[_Integration]:
-    found: list[_Integration] = []
-    for spec in config.receivers:
-        if spec.name != receiver:
-            continue
-        by_kind: list[tuple[str, Sequence[Any]]] = [  # Alertmanager's notifier order
-            ("webhook", spec.webhook_configs),
-            ("email", spec.email_configs),
-            ("pagerduty", spec.pagerduty_configs),
-            ("slack", spec.slack_configs),
-        ]
-        for kind, configs in by_kind:
-            for i, cfg in enumerate(configs):
-                max_alerts = int(getattr(cfg, "max_alerts", 0) or 0)
-                found.append(_Integration(f"{kind}[{i}]", kind, i, cfg.send_resolved, max_alerts))
-    return found
 
 
 def _group_id(route_path: str, group_key: str) -> str:
@@ -154,7 +127,7 @@ class Dispatcher:
         """Switch to a new config (reload): routes are found by their YAML path."""
         self.config = config
         self._routes = {format_path(r.path): r for r in config.route.walk()}
-        self._integrations = {r.name: _integrations(config, r.name) for r in config.receivers}
+        self._integrations = {r.name: receiver_integrations(r) for r in config.receivers}
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -167,8 +140,11 @@ class Dispatcher:
         fps = list(dict.fromkeys(a.fingerprint for a in alerts))
         stored = {fp: from_json(v) for fp, v in (await self._store.get_alerts(fps)).items()}
         for message in alerts:
-            new = StoredAlert.from_message(message, now, resolve_timeout)
-            stored[new.fingerprint] = merge(stored.get(new.fingerprint), new, now)
+            # Received at ingest: resolve_timeout counts from there, and a redelivered message
+            # merges to the very same state.
+            received = parse_ns(message.receivedAt)
+            new = StoredAlert.from_message(message, received, resolve_timeout)
+            stored[new.fingerprint] = merge(stored.get(new.fingerprint), new, received)
         touched = {fp: stored[fp] for fp in fps}
         self.received.inc(len(alerts))
 
@@ -372,29 +348,34 @@ class Dispatcher:
                 entry, firing, resolved, integration.send_resolved, route.repeat_interval, now
             ):
                 continue
-            data = self._notification(route, record, integration, alerts, firing, resolved, tick_ns)
+            sent = payload_alerts(alerts, integration.send_resolved)
+            if sent is None:  # nothing to send (all resolved, send_resolved off): log only
+                pending.append((integration, key, None))
+                continue
+            data = self._notification(route, record, integration, sent, firing, resolved, tick_ns)
             value = encode(NOTIFICATIONS.schema, self._producer_name, data)
             ack = await self._producer.send(topic, value, key=record.group_key.encode())
             pending.append((integration, key, ack))
         for integration, key, ack in pending:
-            await ack  # acknowledged by the broker: only then is the flush done
+            if ack is not None:
+                await ack  # acknowledged by the broker: only then is the flush done
+                self.notifications.labels(receiver, integration.name).inc()
             await self._nflog.put(
                 key, new_entry(firing, resolved, self._clock(), route.repeat_interval)
             )
-            self.notifications.labels(receiver, integration.name).inc()
 
     def _notification(
         self,
         route: Route,
         record: GroupRecord,
-        integration: _Integration,
+        integration: Integration,
         alerts: list[StoredAlert],
         firing: set[int],
         resolved: set[int],
         tick_ns: int,
     ) -> dict[str, Any]:
         kept = alerts[: integration.max_alerts] if integration.max_alerts else alerts
-        body = [_alert_data(a) for a in kept]
+        body = [_alert_data(a) for a in kept]  # already without resolved ones if not sent
         status = "firing" if any(a["status"] == "firing" for a in body) else "resolved"
         tick = format_ns(tick_ns)
         idempotency = f"{record.group_key}\x00{route.receiver}\x00{integration.name}\x00{tick}"
@@ -403,6 +384,7 @@ class Dispatcher:
             "integration": integration.name,
             "status": status,
             "alerts": body,
+            "truncatedAlerts": len(alerts) - len(kept),
             "groupLabels": record.labels,
             "commonLabels": _common([a.labels for a in kept]),
             "commonAnnotations": _common([a.annotations for a in kept]),
