@@ -10,12 +10,11 @@ acknowledged by the broker, so a replica killed mid-flush leaves the flush to th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from schemas.alert import Alert
@@ -41,6 +40,7 @@ __all__ = ["Dispatcher", "Silencer"]
 
 _log = structlog.get_logger("tocsin.router")
 _NS = 1_000_000_000
+_GC_NS = 30 * _NS
 
 
 class Silencer(Protocol):
@@ -48,6 +48,14 @@ class Silencer(Protocol):
 
     def mutes(self, labels: Mapping[str, str], now_ns: int) -> list[str]:
         """Ids of the active silences that match `labels`."""
+        ...
+
+
+class Publisher(Protocol):
+    """Where notifications and decisions go (an AIOKafkaProducer in production)."""
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> Awaitable[Any]:
+        """Queue a message; the returned awaitable completes when the broker acknowledged it."""
         ...
 
 
@@ -84,7 +92,7 @@ class Dispatcher:
         config: Config,
         store: RouterStore,
         nflog: NflogStore,
-        producer: AIOKafkaProducer,
+        producer: Publisher,
         silencer: Silencer,
         registry: CollectorRegistry,
         *,
@@ -102,6 +110,7 @@ class Dispatcher:
         self._external_url = external_url.rstrip("/")
         self._producer_name = producer_name
         self.use_config(config)
+        self._next_gc_ns = (clock() // _GC_NS + 1) * _GC_NS
         self.received = Counter(
             "tocsin_router_alerts_received_total",
             "Alerts consumed from the alerts topic.",
@@ -165,7 +174,7 @@ class Dispatcher:
                     )
 
         existing = await self._store.get_groups(list(placements))
-        new_groups: list[GroupRecord] = []
+        groups: list[GroupRecord] = []
         early: dict[str, int] = {}
         for gid, (route, key, labels, members) in placements.items():
             record = existing.get(gid)
@@ -177,16 +186,15 @@ class Dispatcher:
             for alert in members:
                 on_insert(timer, alert, now)
             if record is None:
-                new_groups.append(
-                    GroupRecord(
-                        gid, key, format_path(route.path), labels, now, False, timer.next_tick_ns
-                    )
+                record = GroupRecord(
+                    gid, key, format_path(route.path), labels, now, False, timer.next_tick_ns
                 )
             elif timer.next_tick_ns < before:
                 early[gid] = timer.next_tick_ns
+            groups.append(record)
         await self._store.write_batch(
             {fp: (to_json(a), a.ends_ns // 1_000_000) for fp, a in touched.items()},
-            new_groups,
+            groups,
             {gid: {a.fingerprint for a in p[3]} for gid, p in placements.items()},
             early,
             sources,
@@ -195,9 +203,16 @@ class Dispatcher:
     # -- flushing ---------------------------------------------------------------------------
 
     async def flush_due(self, lease_ms: int, limit: int = 64) -> int:
-        """Claim and flush the groups that are due now; returns how many were flushed."""
+        """Claim and flush the groups that are due now; returns how many were flushed.
+
+        Every 30 s (on the wall clock's half minutes, so all replicas agree) empty groups are
+        collected first, as Alertmanager's dispatcher does."""
+        now = self._clock()
+        if now >= self._next_gc_ns:
+            await self.collect_empty_groups()
+            self._next_gc_ns = (now // _GC_NS + 1) * _GC_NS
         flushed = 0
-        for gid, tick in await self._store.due_groups(self._clock(), limit):
+        for gid, tick in await self._store.due_groups(now, limit):
             if not await self._store.acquire_lease(gid, self._owner, lease_ms):
                 continue  # another replica has it
             try:
@@ -217,8 +232,9 @@ class Dispatcher:
             return
         raw = await self._store.get_alerts(fps)
         await self._store.forget_members(gid, (fp for fp in fps if fp not in raw))
-        if not raw:
-            await self._store.delete_group(gid)  # empty groups go, as Alertmanager's GC does
+        if not raw:  # an empty group ticks on until the collection removes it
+            await self._store.maybe_empty(gid)
+            await self._store.finish_flush(gid, (), self._next_tick(route, tick_ns), tick_ns)
             return
         now = self._clock()
         current = {fp: from_json(v) for fp, v in raw.items()}
@@ -227,11 +243,22 @@ class Dispatcher:
         if passing:
             await self._notify(route, record, passing, tick_ns, now)
         remove = after_flush(snapshot.resolved, current)
+        if len(remove) == len(current):
+            await self._store.maybe_empty(gid)
+        await self._store.finish_flush(gid, remove, self._next_tick(route, tick_ns), tick_ns)
+
+    def _next_tick(self, route: Route, tick_ns: int) -> int:
         interval = round(route.group_interval * _NS)
         next_tick = tick_ns + interval
+        now = self._clock()
         if next_tick <= now:  # ticks were missed (no replica ran): the next aligned one
             next_tick += ((now - next_tick) // interval + 1) * interval
-        await self._store.finish_flush(gid, remove, next_tick, tick_ns)
+        return next_tick
+
+    async def collect_empty_groups(self) -> int:
+        """Delete groups left without alerts (the next alert starts a new group, group_wait and
+        all), as Alertmanager's dispatcher does every 30 s."""
+        return await self._store.collect_empty()
 
     async def _mute(
         self,
@@ -341,7 +368,7 @@ class Dispatcher:
         keys = [nflog_key(record.group_key, receiver, i.kind, i.index) for i in integrations]
         entries = await self._nflog.get_many(keys, now)
         topic = notifications_topic(receiver)
-        pending = []
+        pending: list[tuple[Integration, str, Awaitable[Any] | None]] = []
         for integration, key in zip(integrations, keys, strict=True):
             entry = entries.get(key)
             if not needs_update(
@@ -354,8 +381,13 @@ class Dispatcher:
                 continue
             data = self._notification(route, record, integration, sent, firing, resolved, tick_ns)
             value = encode(NOTIFICATIONS.schema, self._producer_name, data)
-            ack = await self._producer.send(topic, value, key=record.group_key.encode())
-            pending.append((integration, key, ack))
+            pending.append(
+                (
+                    integration,
+                    key,
+                    await self._producer.send(topic, value, key=record.group_key.encode()),
+                )
+            )
         for integration, key, ack in pending:
             if ack is not None:
                 await ack  # acknowledged by the broker: only then is the flush done

@@ -6,6 +6,7 @@ replicas, a lease per group decides which replica flushes it. Keys (all under on
     a:<fp>          alert (compact JSON), expiring some time after the alert ends
     g:<gid>         group: key, route path, labels, timer state (hash)
     m:<gid>         the group's alert fingerprints (set)
+    empty           groups that may have become empty, checked by the 30 s collection (set)
     sched           next tick of every group (sorted set, score = ms since the epoch)
     l:<gid>         flush lease (string, owner id, with a TTL)
     i:<rule>:<h>    fingerprints of inhibition sources of a rule, by their `equal` values (set)
@@ -122,19 +123,21 @@ class RouterStore:
     async def write_batch(
         self,
         alerts: Mapping[str, tuple[dict[str, Any], int]],
-        new_groups: Iterable[GroupRecord],
+        groups: Iterable[GroupRecord],
         members: Mapping[str, set[str]],
         early: Mapping[str, int],
         inhibition_sources: Mapping[str, set[str]],
     ) -> None:
-        """Write one consumed batch: alerts (json, expire-at ms), new groups, memberships,
-        early flushes (a tick moved earlier, never later) and inhibition sources."""
-        pipe = self.redis.pipeline(transaction=False)
+        """Write one consumed batch: alerts (json, expire-at ms), the groups they joined (created
+        if missing), memberships, early flushes (a tick moved earlier, never later) and
+        inhibition sources. One MULTI/EXEC, so the empty-group collector never sees a group
+        between its creation and its first member."""
+        pipe = self.redis.pipeline(transaction=True)
         for fp, (data, expire_at_ms) in alerts.items():
             key = self._alert_key(fp)
             pipe.set(key, orjson.dumps(data))
             pipe.pexpireat(key, expire_at_ms + _ALERT_RETENTION_MS)
-        for group in new_groups:
+        for group in groups:
             key = f"{self._p}g:{group.gid}"
             for field, value in group.to_redis().items():
                 pipe.hsetnx(key, field, value)  # a concurrent creator may have been first
@@ -204,11 +207,35 @@ class RouterStore:
         await pipe.execute()
 
     async def delete_group(self, gid: str) -> None:
-        """Remove an empty group (its next alert starts a new one, as in Alertmanager)."""
+        """Remove a group outright (its route left the config)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrem(self._sched, gid)
         pipe.delete(f"{self._p}g:{gid}", f"{self._p}m:{gid}")
+        pipe.srem(f"{self._p}empty", gid)
         await pipe.execute()
+
+    async def maybe_empty(self, gid: str) -> None:
+        """Note a group that may have no alerts left, for the next collection."""
+        await self.redis.sadd(f"{self._p}empty", gid)
+
+    async def collect_empty(self) -> int:
+        """Delete the noted groups that are still empty (Alertmanager's 30 s group GC)."""
+        gids = await self.redis.smembers(f"{self._p}empty")
+        removed = 0
+        for raw in gids:
+            gid = raw.decode() if isinstance(raw, bytes) else str(raw)
+            removed += int(
+                await self.redis.eval(
+                    _COLLECT,
+                    4,
+                    f"{self._p}m:{gid}",
+                    f"{self._p}g:{gid}",
+                    self._sched,
+                    f"{self._p}empty",
+                    gid,
+                )
+            )
+        return removed
 
     async def forget_members(self, gid: str, fps: Iterable[str]) -> None:
         """Drop members whose alert expired from the store."""
@@ -231,6 +258,16 @@ class RouterStore:
         return bool(await self.redis.set(f"{self._p}d:{digest}", b"1", nx=True, px=ttl_ms))
 
 
+# Delete a group if it has no member, atomically with respect to a batch adding one.
+_COLLECT = """
+redis.call('SREM', KEYS[4], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
 # Delete the lease only if we still own it.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
