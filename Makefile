@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed
 DEBS    = prometheus-alertmanager prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help run test pytest lint typecheck fmt generate system-deps bench clean
+.PHONY: help run test pytest lint typecheck fmt generate system-deps bench deploy-check clean
 
 help:
 	@echo "make run          run Tocsin on embedded defaults (installs into $(VENV) first)"
@@ -16,6 +16,7 @@ help:
 	@echo "make typecheck    mypy --strict"
 	@echo "make generate     regenerate schemas/json and schemas/openapi.json"
 	@echo "make bench        bench/ingest.py side by side with Alertmanager"
+	@echo "make deploy-check promtool/amtool checks and rule unit tests of deploy/"
 
 $(STAMP): pyproject.toml setup.py schemas/_fnv.c services/runtime/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,9 @@ generate: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+deploy-check: system-deps $(STAMP)
+	$(BIN)/pytest -q tests/deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
