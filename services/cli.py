@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from services import __version__
+from services.runtime.auth import Authenticator
 from services.runtime.embedded import ChildProcess, EmbeddedError, EmbeddedKafka, EmbeddedRedis
 from services.runtime.health import HealthRegistry
 from services.runtime.kafka import KafkaFactory
@@ -277,23 +278,31 @@ async def _start(
         await factory.ensure_topics(t.name for t in FIXED_TOPICS)
     registry = new_registry()
     address = settings.web.listen_address
+    auth = Authenticator.from_settings(settings.web.auth)
+    api_routes: list[Any] = []
     if routing and not worker and redis_url is not None:
         router = await _start_router(stack, settings, factory, redis_url, registry, lifecycle)
-        info.append(
-            ("router", f"{settings.config.file} ({len(router.config.receivers)} receivers)")
-        )
+        api_routes = router.api(auth).routes()
+        receivers = len(router.config.receivers)
+        info.append(("router", f"{settings.config.file} ({receivers} receivers)"))
     elif command == "run":
         info.append(("router", "off: no --config.file (alertmanager.yml) given"))
     if command == "router":
-        info += [("metrics", f"http://{address}/metrics")]
-        return info
+        await _serve_api(stack, settings, registry, health, api_routes)
+        return [
+            *info,
+            ("api", f"http://{address}/api/v2/"),
+            ("metrics", f"http://{address}/metrics"),
+        ]
     workers = settings.ingest.workers
     if workers > 1 and not worker:
         env = {"TOCSIN_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
         if embedded_kafka:
             env["TOCSIN_KAFKA__IDEMPOTENCE"] = "false"
         await _spawn_workers(stack, workers - 1, env, ["ingest", *argv])
-    service = IngestService(settings, factory, registry, health, version=__version__)
+    service = IngestService(
+        settings, factory, registry, health, version=__version__, extra_routes=api_routes
+    )
     await service.start()
     stack.push_async_callback(service.stop)  # first out: stop intake, drain the producer
     return [
@@ -303,6 +312,27 @@ async def _start(
         ("external url", settings.web.external_url or f"http://{address}"),
         ("metrics", f"http://{address}/metrics"),
     ]
+
+
+async def _serve_api(
+    stack: AsyncExitStack,
+    settings: Settings,
+    registry: Any,
+    health: HealthRegistry,
+    routes: list[Any],
+) -> None:
+    """The HTTP server of a service without ingest: its API, health and metrics."""
+    from aiohttp import web
+
+    from services.runtime.http import HttpMetrics, make_app, start_site
+    from services.runtime.metrics import metrics_handler
+
+    app = make_app(HttpMetrics(registry), settings.ingest.max_body_bytes)
+    app.add_routes([*routes, web.get("/metrics", metrics_handler(registry)), *health.routes()])
+    host, port = settings.web.host_port()
+    runner = await start_site(app, host, port)
+    stack.push_async_callback(runner.cleanup)
+    health.ready = True
 
 
 async def _start_router(
@@ -318,7 +348,7 @@ async def _start_router(
 
     redis = connect(redis_url, name="tocsin-router")
     stack.push_async_callback(redis.aclose)
-    router = RouterService(settings, factory, redis, registry, _NoSilences())
+    router = RouterService(settings, factory, redis, registry)
     await router.start()
     stack.push_async_callback(router.stop)
 
@@ -327,11 +357,6 @@ async def _start_router(
 
     lifecycle.reload_hooks.append(reload)
     return router
-
-
-class _NoSilences:
-    def mutes(self, labels: Any, now_ns: int) -> list[str]:
-        return []
 
 
 async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: bool) -> int:

@@ -26,8 +26,11 @@ from schemas.alert import Alert
 from schemas.config import Config, ConfigError, load
 from schemas.envelope import Envelope, producer_id
 from schemas.topics import ALERTS, FIXED_TOPICS, notifications_topic
-from services.router.dispatcher import Dispatcher, Silencer
+from services.router.api import RouterAPI
+from services.router.dispatcher import Dispatcher
+from services.router.silence_store import SilenceStore
 from services.router.store import RouterStore
+from services.runtime.auth import Authenticator
 from services.runtime.kafka import KafkaFactory
 from services.runtime.nflog import RedisNflog
 from services.runtime.redis import RedisClient
@@ -48,7 +51,6 @@ class RouterService:
         kafka: KafkaFactory,
         redis: RedisClient,
         registry: CollectorRegistry,
-        silencer: Silencer,
         *,
         clock: Callable[[], int] = time.time_ns,
         external_url: str | None = None,
@@ -60,7 +62,9 @@ class RouterService:
         self._kafka = kafka
         self._redis = redis
         self._registry = registry
-        self._silencer = silencer
+        prefix = settings.router.redis_prefix
+        self.silences = SilenceStore(redis, prefix=prefix)
+        self.store = RouterStore(redis, prefix=f"{prefix}router:")
         self._clock = clock
         _, port = settings.web.host_port()
         self.external_url = (
@@ -100,12 +104,13 @@ class RouterService:
         await self._producer.start()
         owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         prefix = self._settings.router.redis_prefix
+        await self.silences.refresh()
         self.dispatcher = dispatcher = Dispatcher(
             config,
-            RouterStore(self._redis, prefix=f"{prefix}router:"),
+            self.store,
             RedisNflog(self._redis, "published", prefix=f"{prefix}nflog:"),
             self._producer,
-            self._silencer,
+            self.silences,
             self._registry,
             clock=self._clock,
             owner=owner,
@@ -177,6 +182,7 @@ class RouterService:
         poll = self._settings.router.poll_interval
         while not self._stopping.is_set():
             try:
+                await self.silences.refresh()  # a silence made on another replica mutes here too
                 flushed = await dispatcher.flush_due(lease_ms)
             except Exception:  # noqa: BLE001 - log, back off, keep the loop alive
                 _log.exception("flush_failed")
@@ -185,6 +191,10 @@ class RouterService:
             if not flushed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), poll)
+
+    def api(self, auth: Authenticator) -> RouterAPI:
+        """Alertmanager's v2 API over this router's state, to mount on an HTTP server."""
+        return RouterAPI(self, self.store, self.silences, auth, clock=self._clock)
 
     async def stop(self) -> None:
         """Finish the batch and flush in progress, commit, close clients; idempotent."""

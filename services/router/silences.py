@@ -24,6 +24,7 @@ __all__ = [
     "Silencer",
     "api_sort",
     "api_state",
+    "api_time",
     "expire",
     "from_json",
     "matches",
@@ -226,8 +227,8 @@ def api_sort(silences: Iterable[Silence], now_ns: int) -> list[Silence]:
     return sorted(silences, key=key)
 
 
-def _millis(ns: int) -> str:
-    # go-openapi's strfmt.DateTime: RFC 3339 with exactly three fraction digits (truncated).
+def api_time(ns: int) -> str:
+    """A time as Alertmanager's API prints it (go-openapi strfmt.DateTime: milliseconds, UTC)."""
     seconds, frac = divmod(ns, 1_000_000_000)
     moment = _EPOCH + timedelta(seconds=seconds)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{frac // 1_000_000:03d}Z"
@@ -238,10 +239,10 @@ def to_api(silence: Silence, now_ns: int) -> dict[str, Any]:
     return {
         "id": silence.id,
         "status": {"state": api_state(silence, now_ns)},
-        "updatedAt": _millis(silence.updated_ns),
+        "updatedAt": api_time(silence.updated_ns),
         "comment": silence.comment,
         "createdBy": silence.created_by,
-        "endsAt": _millis(silence.ends_ns),
+        "endsAt": api_time(silence.ends_ns),
         "matchers": [
             {
                 "isEqual": m.type in (MatchType.EQUAL, MatchType.REGEXP),
@@ -251,7 +252,7 @@ def to_api(silence: Silence, now_ns: int) -> dict[str, Any]:
             }
             for m in silence.matchers
         ],
-        "startsAt": _millis(silence.starts_ns),
+        "startsAt": api_time(silence.starts_ns),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,6 @@ from services.runtime.metrics import new_registry
 from services.runtime.settings import load_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-class NoSilences:
-    def mutes(self, labels: Mapping[str, str], now_ns: int) -> list[str]:
-        return []
 
 
 def config_text(receiver: str) -> str:
@@ -116,7 +111,7 @@ async def router(
     factory = KafkaFactory(settings.kafka, kafka_bootstrap, embedded=True)
     await factory.ensure_topics(["alerts"])
     redis = aioredis.Redis.from_url(REDIS_URL)
-    service = RouterService(settings, factory, redis, new_registry(), NoSilences())
+    service = RouterService(settings, factory, redis, new_registry())
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     await service.start()
