@@ -5,6 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 DEBS    = prometheus-alertmanager prometheus wrk
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: help run test pytest lint typecheck fmt generate system-deps bench deploy-check clean
 
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml setup.py schemas/_fnv.c services/runtime/_murmur2.c
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tocsin run
+	$(BIN)/tocsin run $(ARGS)
 
 # The Debian packages the tests use as oracles and clients (Alertmanager, amtool, promtool, wrk).
 system-deps:
