@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from services.router.dedup import NflogEntry
+from schemas.nflog import NflogEntry
 from services.runtime.redis import RedisClient
 
 __all__ = ["RedisNflog"]
