@@ -9,6 +9,7 @@ acknowledged by the broker, so a replica killed mid-flush leaves the flush to th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -128,6 +129,11 @@ class Dispatcher:
             ["reason"],
             registry=registry,
         )
+        self.flush_failures = Counter(
+            "tocsin_router_flush_failures_total",
+            "Group flushes that failed (retried at the next pass).",
+            registry=registry,
+        )
         self.flush_seconds = Histogram(
             "tocsin_router_flush_seconds", "Time to flush one group.", registry=registry
         )
@@ -211,17 +217,29 @@ class Dispatcher:
         if now >= self._next_gc_ns:
             await self.collect_empty_groups()
             self._next_gc_ns = (now // _GC_NS + 1) * _GC_NS
+        due = await self._store.due_groups(now, limit)
+        results = await asyncio.gather(
+            *(self._flush_leased(gid, tick, lease_ms) for gid, tick in due), return_exceptions=True
+        )
         flushed = 0
-        for gid, tick in await self._store.due_groups(now, limit):
-            if not await self._store.acquire_lease(gid, self._owner, lease_ms):
-                continue  # another replica has it
-            try:
-                with self.flush_seconds.time():
-                    await self.flush(gid, tick)
-                flushed += 1
-            finally:
-                await self._store.release_lease(gid, self._owner)
+        for (gid, _), result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                # This group is retried at the next pass; the others went on regardless.
+                self.flush_failures.inc()
+                _log.error("flush_failed", group=gid, error=f"{type(result).__name__}: {result}")
+            else:
+                flushed += result
         return flushed
+
+    async def _flush_leased(self, gid: str, tick: int, lease_ms: int) -> int:
+        if not await self._store.acquire_lease(gid, self._owner, lease_ms):
+            return 0  # another replica has it
+        try:
+            with self.flush_seconds.time():
+                await self.flush(gid, tick)
+            return 1
+        finally:
+            await self._store.release_lease(gid, self._owner)
 
     async def flush(self, gid: str, tick_ns: int) -> None:
         """Flush one group at its tick: mute stages, dedup, publish, then clean up and move on."""
