@@ -150,3 +150,27 @@ def test_secrets_never_reach_the_logs(kafka_bootstrap: str) -> None:
     assert secret not in logs
     assert len(bodies) == 2  # both wrong tokens got a 401 body
     assert all(secret not in body for body in bodies)
+
+
+def test_sighup_reloads_the_routing_config(tmp_path: Path) -> None:
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route: {receiver: a}\nreceivers: [{name: a}]\n")
+    with tocsin("run", f"--config.file={config}") as (proc, url):
+        wait_healthy(url, proc)
+
+        def receivers() -> list[str]:
+            with urllib.request.urlopen(f"{url}/api/v2/receivers", timeout=5) as r:  # noqa: S310 - loopback
+                return [x["name"] for x in json.loads(r.read())]
+
+        assert receivers() == ["a"]
+        config.write_text("route: {receiver: b}\nreceivers: [{name: a}, {name: b}]\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while receivers() != ["a", "b"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert receivers() == ["a", "b"]
+        config.write_text("route: {receiver: nope}\n")  # invalid: the old config stays
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert receivers() == ["a", "b"]
+        assert proc.poll() is None
