@@ -1,0 +1,139 @@
+"""HTTP for the integrations: one pooled session, `http_config` applied, responses classified."""
+
+from __future__ import annotations
+
+import ssl
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from schemas.config.http import HTTPConfig
+from services.notifiers.errors import NotifyError, Reason
+
+__all__ = ["HttpSender", "retry_after_seconds"]
+
+USER_AGENT = "Alertmanager/0.25.0"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8").strip()
+
+
+class HttpSender:
+    """POSTs with one shared connection pool (connections are reused across notifications)."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl: dict[int, ssl.SSLContext | bool] = {}
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _session_for_use(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=256, limit_per_host=64),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    def _ssl_for(self, config: HTTPConfig) -> ssl.SSLContext | bool:
+        tls = config.tls_config
+        if not (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
+            return True
+        key = id(config)
+        if key not in self._ssl:
+            context = ssl.create_default_context(cafile=tls.ca_file or None)
+            if tls.cert_file:
+                context.load_cert_chain(tls.cert_file, tls.key_file or None)
+            if tls.insecure_skip_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._ssl[key] = context
+        return self._ssl[key]
+
+    def _auth(self, config: HTTPConfig) -> dict[str, str]:
+        header = config.authorization_header
+        if header is not None:
+            kind, credentials, credentials_file = header
+            secret = credentials.get_secret_value() or (
+                _read(credentials_file) if credentials_file else ""
+            )
+            return {"Authorization": f"{kind} {secret}"}
+        basic = config.basic_auth
+        if basic is not None:
+            password = basic.password.get_secret_value() or (
+                _read(basic.password_file) if basic.password_file else ""
+            )
+            auth = aiohttp.BasicAuth(basic.username, password)
+            return {"Authorization": auth.encode()}
+        return {}
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        config: HTTPConfig,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, str]:
+        """POST `body`; (status, text) for a 2xx, else NotifyError classified for the retry stage.
+
+        5xx and 429 are retryable (with Retry-After), other 4xx are not; connection problems and
+        timeouts are retryable. Error messages carry the status and body, never the URL.
+        """
+        session = self._session_for_use()
+        all_headers = {"Content-Type": content_type, **self._auth(config), **(headers or {})}
+        proxy = config.proxy_url.get_secret_value() or None
+        kwargs: dict[str, Any] = {"ssl": self._ssl_for(config), "proxy": proxy}
+        try:
+            async with session.post(
+                url,
+                data=body,
+                headers=all_headers,
+                allow_redirects=config.follow_redirects,
+                **kwargs,
+            ) as response:
+                text = await response.text(errors="replace")
+                status = response.status
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        except TimeoutError:
+            raise NotifyError(Reason.TIMEOUT, "request timed out", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise NotifyError(
+                Reason.CONNECTION, f"connection failed: {type(exc).__name__}", retryable=True
+            ) from None
+        if 200 <= status < 300:
+            return status, text
+        detail = f"unexpected status code {status}: {text[:300]}"
+        if status == 429:
+            raise NotifyError(
+                Reason.RATE_LIMITED, detail, retryable=True, retry_after=retry_after, status=status
+            )
+        if status >= 500:
+            raise NotifyError(
+                Reason.SERVER_ERROR, detail, retryable=True, retry_after=retry_after, status=status
+            )
+        raise NotifyError(Reason.CLIENT_ERROR, detail, retryable=False, status=status)
