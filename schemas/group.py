@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Decision", "Notification", "NotificationAlert"]
+__all__ = ["DeadLetter", "Decision", "Notification", "NotificationAlert", "Receipt"]
 
 
 class NotificationAlert(BaseModel):
@@ -66,3 +66,33 @@ class Decision(BaseModel):
         description="inhibiting alert fingerprints, silence ids, or time interval names"
     )
     at: str = Field(description="RFC 3339 time of the flush that dropped it")
+
+
+class Receipt(BaseModel):
+    """The outcome of one delivery attempt (or why none was needed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    receiver: str
+    integration: str
+    groupKey: str
+    idempotencyKey: str
+    status: Literal["delivered", "retrying", "failed", "duplicate", "deduplicated"]
+    attempt: int = Field(ge=0, description="1 for the first try; 0 when nothing was sent")
+    latencyMs: float = Field(ge=0)
+    code: int | None = Field(None, description="provider HTTP status or SMTP code")
+    reason: str | None = Field(None, description="bounded failure reason")
+    at: str
+
+
+class DeadLetter(BaseModel):
+    """A notification given up on, with why, ready to be redriven."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str
+    error: str = Field(description="last error, secrets removed")
+    attempts: int
+    topic: str = Field(description="the topic the notification came from")
+    failedAt: str
+    original: dict[str, object] = Field(description="the original envelope, as received")

@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas.alert import Alert
-from schemas.group import Decision, Notification
+from schemas.group import DeadLetter, Decision, Notification, Receipt
 
 __all__ = [
     "ALERTS",
     "DECISIONS",
+    "DLQ",
     "FIXED_TOPICS",
     "NOTIFICATIONS",
+    "NOTIFICATIONS_PATTERN",
+    "RECEIPTS",
     "TOPICS",
     "Topic",
     "notifications_topic",
@@ -63,12 +66,35 @@ DECISIONS = Topic(
     "silenced, muted by a time interval).",
 )
 
+RECEIPTS = Topic(
+    name="notifications.receipts",
+    slug="notifications.receipts",
+    key="idempotency key of the notification",
+    schema="tocsin.receipt/v1",
+    model=Receipt,
+    description="Every delivery attempt's outcome: the delivery history of each notification.",
+)
+
+DLQ = Topic(
+    name="notifications.dlq",
+    slug="notifications.dlq",
+    key="idempotency key of the notification",
+    schema="tocsin.dead-letter/v1",
+    model=DeadLetter,
+    description="Notifications that could not be delivered (permanent failure or deadline), "
+    "with the reason and the original message; `tocsin dlq redrive` puts them back.",
+)
+
 #: Every topic, for documentation and JSON Schema generation.
-TOPICS: tuple[Topic, ...] = (ALERTS, NOTIFICATIONS, DECISIONS)
+TOPICS: tuple[Topic, ...] = (ALERTS, NOTIFICATIONS, DECISIONS, RECEIPTS, DLQ)
 #: The topics with a fixed name, created at start-up.
-FIXED_TOPICS: tuple[Topic, ...] = (ALERTS, DECISIONS)
+FIXED_TOPICS: tuple[Topic, ...] = (ALERTS, DECISIONS, RECEIPTS, DLQ)
+#: Matches every per-receiver notifications topic and nothing else.
+NOTIFICATIONS_PATTERN = r"^notifications\.(?!dlq$|receipts$).+"
 
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]+")
+# Receivers with these names get a hashed topic name: the plain one belongs to Tocsin.
+_RESERVED = frozenset({"dlq", "receipts"})
 
 
 def notifications_topic(receiver: str) -> str:
@@ -78,7 +104,7 @@ def notifications_topic(receiver: str) -> str:
     becomes `_` and 8 hex digits of the name's SHA-256 are appended, so two receivers never share
     a topic.
     """
-    if _TOPIC_SAFE.fullmatch(receiver) and len(receiver) <= 200:
+    if _TOPIC_SAFE.fullmatch(receiver) and len(receiver) <= 200 and receiver not in _RESERVED:
         return f"notifications.{receiver}"
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", receiver)[:180]
     digest = hashlib.sha256(receiver.encode()).hexdigest()[:8]

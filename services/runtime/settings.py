@@ -27,6 +27,7 @@ __all__ = [
     "IngestSettings",
     "KafkaSettings",
     "LogSettings",
+    "NotifierSettings",
     "RedisSettings",
     "RouterSettings",
     "Settings",
@@ -140,6 +141,24 @@ class RouterSettings(_Section):
     redis_prefix: str = Field("tocsin:", description="prefix of every Redis key Tocsin writes")
 
 
+class NotifierSettings(_Section):
+    """The notifiers service."""
+
+    group_id: str = Field("tocsin-notifiers", description="Kafka consumer group of the notifiers")
+    deadline: float = Field(
+        300.0, gt=0, description="seconds to keep retrying a notification before dead-lettering"
+    )
+    http_timeout: float = Field(10.0, gt=0, description="seconds for one HTTP attempt")
+    rate: float = Field(
+        10.0, gt=0, description="sends per second per receiver (token bucket; Slack: use 1)"
+    )
+    burst: int = Field(20, ge=1, description="token bucket size per receiver")
+    concurrency: int = Field(8, ge=1, description="sends in flight per receiver")
+    claim_ttl: float = Field(
+        60.0, gt=0, description="seconds a worker holds a notification it is sending"
+    )
+
+
 class ConfigSettings(_Section):
     """The alertmanager.yml-compatible routing configuration."""
 
@@ -169,6 +188,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     config: ConfigSettings = Field(default_factory=ConfigSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

@@ -1,0 +1,34 @@
+"""One notification to deliver, as it moves through the stages, and the integration seam."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.group import Notification
+
+__all__ = ["Job", "Notifier"]
+
+
+class Notifier(Protocol):
+    """An integration: one async send that raises NotifyError to classify a failure."""
+
+    async def notify(self, notification: Notification) -> int:
+        """Deliver; the provider's status code on success."""
+        ...
+
+
+@dataclass
+class Job:
+    """A notification, where it came from, and what happened to it so far."""
+
+    notification: Notification
+    topic: str
+    envelope: dict[str, Any]
+    notifier: Notifier
+    started_ns: int
+    attempts: int = 0
+    last_error: str = ""
+    last_reason: str = ""
+    outcome: str = ""  # delivered | duplicate | deduplicated | dead-lettered
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,248 @@
+"""The notifiers service: consume `notifications.<receiver>`, deliver, commit only what is done.
+
+Each message runs dedup -> retry (the send) -> record. A notification is committed after it
+was delivered, skipped as a duplicate, or dead-lettered, never before: offsets are committed
+per partition up to the first message still in progress, so a crash redelivers exactly the
+unfinished ones (and the dedup stage keeps those that did finish from being sent twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from schemas.config import Config, Receiver, load
+from schemas.envelope import Envelope, producer_id
+from schemas.group import Notification
+from schemas.topics import FIXED_TOPICS, NOTIFICATIONS_PATTERN
+from services.notifiers.dedup_stage import DedupStage
+from services.notifiers.errors import NotifyError, Reason
+from services.notifiers.http import HttpSender
+from services.notifiers.job import Job, Notifier
+from services.notifiers.ratelimit import ReceiverLimits
+from services.notifiers.record_stage import RecordStage
+from services.notifiers.retry_stage import RetryStage
+from services.notifiers.webhook import WebhookNotifier
+from services.runtime.kafka import KafkaFactory
+from services.runtime.nflog import RedisNflog
+from services.runtime.redis import RedisClient
+from services.runtime.settings import Settings
+
+__all__ = ["NotifierService"]
+
+_log = structlog.get_logger("tocsin.notifiers")
+_ENVELOPE = Envelope[Notification]
+
+
+class _Unsupported:
+    """An integration Tocsin cannot send yet: its notifications are dead-lettered, not lost."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+
+    async def notify(self, notification: Notification) -> int:
+        raise NotifyError(
+            Reason.CONFIG, f"{self._kind} delivery is not implemented yet", retryable=False
+        )
+
+
+class _Limited:
+    """A notifier whose every attempt waits for its receiver's rate and concurrency."""
+
+    def __init__(self, inner: Notifier, limits: ReceiverLimits, receiver: str) -> None:
+        self._inner, self._limits, self._receiver = inner, limits, receiver
+
+    async def notify(self, notification: Notification) -> int:
+        async with self._limits.slot(self._receiver):
+            return await self._inner.notify(notification)
+
+
+class _Offsets:
+    """Per partition, the offsets in progress; commits stop at the first unfinished one."""
+
+    def __init__(self) -> None:
+        self._open: dict[TopicPartition, dict[int, bool]] = {}
+        self._high: dict[TopicPartition, int] = {}
+
+    def begin(self, tp: TopicPartition, offset: int) -> None:
+        self._open.setdefault(tp, {})[offset] = False
+        self._high[tp] = max(self._high.get(tp, -1), offset)
+
+    def end(self, tp: TopicPartition, offset: int) -> None:
+        self._open[tp][offset] = True
+
+    def committable(self) -> dict[TopicPartition, int]:
+        found = {}
+        for tp, offsets in self._open.items():
+            while offsets:
+                first = next(iter(offsets))
+                if not offsets[first]:
+                    break
+                del offsets[first]
+            found[tp] = next(iter(offsets)) if offsets else self._high[tp] + 1
+        return found
+
+    def busy(self) -> int:
+        return sum(1 for offsets in self._open.values() for done in offsets.values() if not done)
+
+
+class NotifierService:
+    """One notifier worker (run as many as you like: one consumer group)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kafka: KafkaFactory,
+        redis: RedisClient,
+        registry: CollectorRegistry,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if settings.config.file is None:
+            raise ValueError("the notifiers need the routing config: --config.file")
+        self._settings = settings
+        self._config_path = Path(settings.config.file)
+        self._kafka = kafka
+        self._redis = redis
+        self._registry = registry
+        self._clock = clock
+        self._http = HttpSender(timeout=settings.notifiers.http_timeout)
+        s = settings.notifiers
+        self._limits = ReceiverLimits(s.rate, s.burst, s.concurrency)
+        prefix = settings.router.redis_prefix
+        self._dedup = DedupStage(
+            redis, RedisNflog(redis, "delivered", prefix=f"{prefix}nflog:"), s.claim_ttl, prefix
+        )
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._record: RecordStage | None = None
+        self._retry: RetryStage | None = None
+        self._notifiers: dict[tuple[str, str], Notifier] = {}
+        self._offsets = _Offsets()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(512)  # messages in progress per worker
+
+    def use_config(self, config: Config) -> None:
+        """Build the integrations of every receiver (reload: swap them)."""
+        notifiers: dict[tuple[str, str], Notifier] = {}
+        for receiver in config.receivers:
+            for name, notifier in _integrations(receiver, self._http):
+                notifiers[(receiver.name, name)] = _Limited(notifier, self._limits, receiver.name)
+        self._notifiers = notifiers
+
+    async def start(self) -> None:
+        """Connect and start consuming every receiver's topic."""
+        self.use_config(load(self._config_path))
+        await self._kafka.ensure_topics(t.name for t in FIXED_TOPICS)
+        self._producer = self._kafka.producer("notifiers")
+        await self._producer.start()
+        self._record = RecordStage(self._producer, self._registry, producer_id("notifiers"))
+        self._retry = RetryStage(self._settings.notifiers.deadline, self._record.attempt)
+        consumer = self._kafka.consumer("notifiers", self._settings.notifiers.group_id, [])
+        consumer.subscribe(pattern=NOTIFICATIONS_PATTERN)
+        await consumer.start()
+        self._consumer = consumer
+        self._loop_task = asyncio.create_task(self._consume(consumer), name="notifiers-consume")
+        _log.info("notifiers_started", integrations=len(self._notifiers))
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            for tp, records in batch.items():
+                for record in records:
+                    await self._slots.acquire()
+                    self._offsets.begin(tp, record.offset)
+                    task = asyncio.create_task(self._handle(tp, record.offset, record.value))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        if self._consumer is None:
+            return
+        offsets = self._offsets.committable()
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _handle(self, tp: TopicPartition, offset: int, value: bytes) -> None:
+        try:
+            wait = 0.5
+            while True:
+                try:
+                    await self.deliver(tp.topic, value)
+                    break
+                except Exception:  # noqa: BLE001 - Redis or the broker away: try again
+                    _log.exception("deliver_failed", topic=tp.topic, offset=offset)
+                    if self._stopping.is_set():
+                        return  # left uncommitted: redelivered after the restart
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, 30.0)
+        finally:
+            self._slots.release()
+        self._offsets.end(tp, offset)
+
+    async def deliver(self, topic: str, value: bytes) -> str:
+        """Run one message through the stages; returns the outcome."""
+        record, retry = self._record, self._retry
+        if record is None or retry is None:
+            raise RuntimeError("the notifiers are not started")
+        envelope = orjson.loads(value)
+        try:
+            notification = _ENVELOPE.model_validate(envelope).data
+        except ValidationError as exc:
+            _log.error("bad_notification_message", topic=topic, error=str(exc)[:300])
+            return "malformed"  # not a notification: nothing to deliver or redrive
+        notifier = self._notifiers.get((notification.receiver, notification.integration))
+        if notifier is None:
+            notifier = _Unsupported(f"integration {notification.integration} of this receiver")
+        job = Job(notification, topic, envelope, notifier, self._clock())
+        if not await self._dedup.admit(job, self._clock()):
+            await record.receipt(job, job.outcome, 0)
+            return job.outcome
+        if await retry.run(job):
+            await self._dedup.delivered(job, self._clock())
+            job.outcome = "delivered"
+        else:
+            await record.dead_letter(job)
+            await self._dedup.release(job)
+            job.outcome = "dead-lettered"
+        return job.outcome
+
+    async def stop(self) -> None:
+        """Stop taking messages, let those in progress finish (bounded), commit, close."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+        await self._commit()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self._http.close()
+
+
+def _integrations(receiver: Receiver, http: HttpSender) -> list[tuple[str, Notifier]]:
+    found: list[tuple[str, Notifier]] = []
+    for i, webhook in enumerate(receiver.webhook_configs):
+        found.append((f"webhook[{i}]", WebhookNotifier(webhook, http)))
+    kinds: list[tuple[str, list[Any]]] = [
+        ("email", list(receiver.email_configs)),
+        ("pagerduty", list(receiver.pagerduty_configs)),
+        ("slack", list(receiver.slack_configs)),
+    ]
+    for kind, configs in kinds:
+        found += [(f"{kind}[{i}]", _Unsupported(kind)) for i in range(len(configs))]
+    return found
