@@ -86,10 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run every service in one process (embedded Kafka and Redis unless configured)",
-        description="Run every built service in one process: ingest, and the router when "
-        "--config.file names an alertmanager.yml. Without TOCSIN_KAFKA__BOOTSTRAP_SERVERS an "
-        "embedded Kafka-protocol broker is started, without TOCSIN_REDIS__URL an embedded Redis; "
-        "both stop with Tocsin.",
+        description="Run every built service in one process: ingest, and the router and "
+        "notifiers when --config.file names an alertmanager.yml. Without "
+        "TOCSIN_KAFKA__BOOTSTRAP_SERVERS an embedded Kafka-protocol broker is started, without "
+        "TOCSIN_REDIS__URL an embedded Redis; both stop with Tocsin.",
     )
     _add_settings_flags(run)
     ingest = commands.add_parser(
@@ -109,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         "replicas as you like. SIGHUP reloads the config.",
     )
     _add_settings_flags(router)
+    notifiers = commands.add_parser(
+        "notifiers",
+        help="run the notifiers alone (needs --config.file)",
+        description="Consume every notifications.<receiver> topic and deliver each notification "
+        "to its integration (webhook; email, Slack, PagerDuty coming) with retries, a "
+        "dead-letter topic, receipts and no double sends. Run as many as you like.",
+    )
+    _add_settings_flags(notifiers)
     _add_config_commands(commands)
     return parser
 
@@ -268,9 +276,11 @@ async def _start(
     from schemas.topics import FIXED_TOPICS
     from services.ingest import IngestService
 
-    routing = command == "router" or (command == "run" and settings.config.file is not None)
+    configured = command == "run" and settings.config.file is not None
+    routing = command == "router" or configured
+    notifying = command == "notifiers" or configured
     bootstrap, embedded_kafka, redis_url, info = await _infrastructure(
-        stack, settings, health, redis=command == "run" or routing
+        stack, settings, health, redis=command == "run" or routing or notifying
     )
     factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
     if not worker:
@@ -280,6 +290,10 @@ async def _start(
     address = settings.web.listen_address
     auth = Authenticator.from_settings(settings.web.auth)
     api_routes: list[Any] = []
+    if notifying and not worker and redis_url is not None:
+        # Started before the router, stopped after it: its last notifications still go out.
+        await _start_notifiers(stack, settings, factory, redis_url, registry)
+        info.append(("notifiers", "webhook delivery (email, Slack, PagerDuty: coming)"))
     if routing and not worker and redis_url is not None:
         router = await _start_router(stack, settings, factory, redis_url, registry, lifecycle)
         api_routes = router.api(auth).routes()
@@ -287,7 +301,7 @@ async def _start(
         info.append(("router", f"{settings.config.file} ({receivers} receivers)"))
     elif command == "run":
         info.append(("router", "off: no --config.file (alertmanager.yml) given"))
-    if command == "router":
+    if command in ("router", "notifiers"):
         await _serve_api(stack, settings, registry, health, api_routes)
         return [
             *info,
@@ -333,6 +347,19 @@ async def _serve_api(
     runner = await start_site(app, host, port)
     stack.push_async_callback(runner.cleanup)
     health.ready = True
+
+
+async def _start_notifiers(
+    stack: AsyncExitStack, settings: Settings, factory: KafkaFactory, redis_url: str, registry: Any
+) -> None:
+    from services.notifiers.service import NotifierService
+    from services.runtime.redis import connect
+
+    redis = connect(redis_url, name="tocsin-notifiers")
+    stack.push_async_callback(redis.aclose)
+    notifiers = NotifierService(settings, factory, redis, registry)
+    await notifiers.start()
+    stack.push_async_callback(notifiers.stop)
 
 
 async def _start_router(

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from schemas.config import Config, Receiver, load
 from schemas.envelope import Envelope, producer_id
 from schemas.group import Notification
-from schemas.topics import FIXED_TOPICS, NOTIFICATIONS_PATTERN
+from schemas.topics import FIXED_TOPICS, NOTIFICATIONS_PATTERN, notifications_topic
 from services.notifiers.dedup_stage import DedupStage
 from services.notifiers.errors import NotifyError, Reason
 from services.notifiers.http import HttpSender
@@ -143,13 +143,21 @@ class NotifierService:
 
     async def start(self) -> None:
         """Connect and start consuming every receiver's topic."""
-        self.use_config(load(self._config_path))
-        await self._kafka.ensure_topics(t.name for t in FIXED_TOPICS)
+        config = load(self._config_path)
+        self.use_config(config)
+        # The receivers' topics exist before subscribing; a receiver added by a reload is found
+        # by the pattern within the metadata refresh, and read from its first message.
+        names = [t.name for t in FIXED_TOPICS] + [
+            notifications_topic(r.name) for r in config.receivers
+        ]
+        await self._kafka.ensure_topics(names)
         self._producer = self._kafka.producer("notifiers")
         await self._producer.start()
         self._record = RecordStage(self._producer, self._registry, producer_id("notifiers"))
         self._retry = RetryStage(self._settings.notifiers.deadline, self._record.attempt)
-        consumer = self._kafka.consumer("notifiers", self._settings.notifiers.group_id, [])
+        consumer = self._kafka.consumer(
+            "notifiers", self._settings.notifiers.group_id, [], metadata_max_age_ms=10_000
+        )
         consumer.subscribe(pattern=NOTIFICATIONS_PATTERN)
         await consumer.start()
         self._consumer = consumer

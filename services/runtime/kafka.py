@@ -59,7 +59,9 @@ class KafkaFactory:
             request_timeout_ms=max(int(self.settings.publish_timeout * 1000), 1000),
         )
 
-    def consumer(self, name: str, group_id: str, topics: Sequence[str]) -> AIOKafkaConsumer:
+    def consumer(
+        self, name: str, group_id: str, topics: Sequence[str], **options: Any
+    ) -> AIOKafkaConsumer:
         """A group consumer that commits only when told to (after the work is done)."""
         return AIOKafkaConsumer(
             *topics,
@@ -68,6 +70,7 @@ class KafkaFactory:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **options,
         )
 
     async def ensure_topics(self, names: Iterable[str]) -> None:
