@@ -117,6 +117,21 @@ def _parser() -> argparse.ArgumentParser:
         "dead-letter topic, receipts and no double sends. Run as many as you like.",
     )
     _add_settings_flags(notifiers)
+    dlq = commands.add_parser(
+        "dlq",
+        help="list or redrive dead-lettered notifications (needs a real Kafka)",
+        description="Dead-lettered notifications are on the notifications.dlq topic with the "
+        "reason and the original message. `list` shows them; `redrive` publishes them back to "
+        "their topic once the cause is fixed (each entry at most once).",
+    )
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    dlq_list = dlq_sub.add_parser("list", help="show the dead letters")
+    dlq_list.add_argument("--limit", type=int, default=100, help="show the last N (default 100)")
+    _add_settings_flags(dlq_list)
+    dlq_redrive = dlq_sub.add_parser("redrive", help="publish dead letters back to their topic")
+    dlq_redrive.add_argument("entries", nargs="*", metavar="ENTRY", help="entries (default: all)")
+    dlq_redrive.add_argument("--reason", default=None, help="only those dead-lettered for this")
+    _add_settings_flags(dlq_redrive)
     _add_config_commands(commands)
     return parser
 
@@ -178,6 +193,40 @@ def _add_config_commands(commands: Any) -> None:
         help="label sets to test, one JSON object per line ('-' for standard input)",
     )
     test.add_argument("labels", nargs="*", metavar="name=value")
+
+
+def _dlq_main(args: argparse.Namespace) -> int:
+    from services.notifiers.dlq import dlq_list, dlq_redrive
+    from services.runtime.redis import connect
+
+    try:
+        settings = _settings_from(args)
+    except SettingsError as exc:
+        print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    if settings.kafka.bootstrap_servers is None or settings.redis.url is None:
+        print(
+            "tocsin: error: dlq needs the cluster's Kafka and Redis "
+            "(--kafka.bootstrap-servers, --redis.url)",
+            file=sys.stderr,
+        )
+        return 2
+    factory = KafkaFactory(settings.kafka, settings.kafka.bootstrap_servers, embedded=False)
+    prefix = settings.router.redis_prefix
+    redis_url = settings.redis.url.get_secret_value()
+
+    async def run() -> int:
+        redis = connect(redis_url, name="tocsin-dlq")
+        try:
+            if args.dlq_command == "list":
+                await dlq_list(factory, redis, prefix, sys.stdout, args.limit)
+            else:
+                await dlq_redrive(factory, redis, prefix, sys.stdout, args.entries, args.reason)
+        finally:
+            await redis.aclose()
+        return 0
+
+    return asyncio.run(run())
 
 
 def _config_main(args: argparse.Namespace) -> int:
@@ -426,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
         return _config_main(args)
+    if args.command == "dlq":
+        return _dlq_main(args)
     try:
         settings = _settings_from(args)
     except SettingsError as exc:

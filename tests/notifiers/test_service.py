@@ -216,3 +216,31 @@ async def test_unimplemented_integration_is_dead_lettered_not_dropped(notifiers:
     assert dead[0]["reason"] == "config"
     assert "not implemented" in dead[0]["error"]
     assert "tok-123" not in dead[0]["error"]
+
+
+async def test_dlq_list_and_redrive_deliver_after_the_fix(
+    notifiers: Notifiers, recorder: Recorder
+) -> None:
+    """A 4xx dead-letters the notification; once the endpoint is fixed, a redrive delivers it."""
+    import io
+
+    from services.notifiers.dlq import dlq_list, dlq_redrive
+
+    recorder.script = [(404, {})]
+    sent = await notifiers.publish()
+    await read(notifiers.bootstrap, "notifications.dlq", sent["idempotencyKey"], 1)
+    factory = KafkaFactory(load_settings().kafka, notifiers.bootstrap, embedded=True)
+    redis = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    prefix = f"test:{notifiers.receiver}:"
+    try:
+        out = io.StringIO()
+        await dlq_list(factory, redis, prefix, out)
+        ours = [line for line in out.getvalue().splitlines() if notifiers.receiver in line]
+        assert len(ours) == 1
+        assert "client_error" in ours[0]
+        entry = ours[0].split()[0]
+        assert await dlq_redrive(factory, redis, prefix, io.StringIO(), [entry]) == 1
+        await until(lambda: len(recorder.bodies) == 2)  # delivered this time (200)
+        assert await dlq_redrive(factory, redis, prefix, io.StringIO(), [entry]) == 0  # once only
+    finally:
+        await redis.aclose()
