@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Protocol
 
 from services.notifiers.template.gotime import GoTime
 from services.notifiers.template.gotypes import (
@@ -189,7 +189,7 @@ class AlertLike(Protocol):
     """What `template_data` reads from an alert (schemas.webhook.WebhookAlert fits)."""
 
     @property
-    def status(self) -> Literal["firing", "resolved"] | str: ...
+    def status(self) -> str: ...
     @property
     def labels(self) -> Mapping[str, str]: ...
     @property

@@ -80,25 +80,35 @@ _EMAIL = r"""
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ template "__subject" . }}</title>
 </head>
-<body style="margin: 0; padding: 24px 12px; background-color: #f3f4f6; color: #1f2937; font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 14px; line-height: 1.5;">
-<div style="max-width: 640px; margin: 0 auto; background-color: #ffffff; border: 1px solid #d1d5db; border-radius: 6px;">
-<div style="padding: 16px 20px; border-radius: 6px 6px 0 0; color: #ffffff; font-size: 16px; font-weight: 600; background-color: {{ if eq .Status "firing" }}#b91c1c{{ else }}#15803d{{ end }};">
+<body style="margin: 0; padding: 24px 12px; background-color: #f3f4f6; color: #1f2937;
+  font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 14px;">
+<div style="max-width: 640px; margin: 0 auto; background-color: #ffffff;
+  border: 1px solid #d1d5db; border-radius: 6px;">
+<div style="padding: 16px 20px; border-radius: 6px 6px 0 0; color: #ffffff; font-size: 16px;
+  font-weight: 600;
+  background-color: {{ if eq .Status "firing" }}#b91c1c{{ else }}#15803d{{ end }};">
 {{ len .Alerts }} alert{{ if ne (len .Alerts) 1 }}s{{ end }} for
 {{- range .GroupLabels.SortedPairs }} {{ .Name }}={{ .Value }}{{ end }}
 </div>
 <div style="padding: 16px 20px;">
-<p style="margin: 0 0 16px;"><a href="{{ template "__alertmanagerURL" . }}" style="display: inline-block; padding: 8px 16px; border-radius: 4px; background-color: #2563eb; color: #ffffff; font-weight: 600; text-decoration: none;">View in {{ template "__alertmanager" . }}</a></p>
+<p style="margin: 0 0 16px;"><a href="{{ template "__alertmanagerURL" . }}"
+  style="display: inline-block; padding: 8px 16px; border-radius: 4px; background-color: #2563eb;
+  color: #ffffff; font-weight: 600; text-decoration: none;">
+  View in {{ template "__alertmanager" . }}</a></p>
 {{- if .Alerts.Firing }}
-<h2 style="margin: 16px 0 8px; font-size: 15px; color: #b91c1c;">Firing: {{ len .Alerts.Firing }}</h2>
+<h2 style="margin: 16px 0 8px; font-size: 15px; color: #b91c1c;">
+  Firing: {{ len .Alerts.Firing }}</h2>
 {{- range .Alerts.Firing }}{{ template "__tocsin_email_alert" . }}{{ end }}
 {{- end }}
 {{- if .Alerts.Resolved }}
-<h2 style="margin: 16px 0 8px; font-size: 15px; color: #15803d;">Resolved: {{ len .Alerts.Resolved }}</h2>
+<h2 style="margin: 16px 0 8px; font-size: 15px; color: #15803d;">
+  Resolved: {{ len .Alerts.Resolved }}</h2>
 {{- range .Alerts.Resolved }}{{ template "__tocsin_email_alert" . }}{{ end }}
 {{- end }}
 </div>
 <div style="padding: 12px 20px; border-top: 1px solid #e5e7eb; color: #6b7280; font-size: 12px;">
-Sent by <a href="{{ .ExternalURL }}" style="color: #6b7280;">{{ template "__alertmanager" . }}</a> (Tocsin)
+Sent by <a href="{{ .ExternalURL }}" style="color: #6b7280;">{{ template "__alertmanager" . }}</a>
+(Tocsin)
 </div>
 </div>
 </body>

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from services.notifiers.template.builtins import BUILTINS, is_true, zero_value
 from services.notifiers.template.errors import TemplateExecError
-from services.notifiers.template.functions import BUILTINS, is_true, zero_value
 from services.notifiers.template.gofmt import format_value, go_quote
 from services.notifiers.template.gotime import Duration
 from services.notifiers.template.gotypes import (
@@ -75,7 +75,7 @@ class TextSink:
         self.parts.append(text)
 
     def value(self, value: object, escaper: str | None = None) -> None:
-        self.parts.append("<no value>" if value is None else format_value(value))
+        self.parts.append("<no value>" if value is None else format_value(value, deref=True))
 
 
 class _Missing:
@@ -83,7 +83,7 @@ class _Missing:
 
 
 _MISSING = _Missing()
-_Value = object
+_Value = object  # a template value: any Python object; None is Go's invalid value
 
 
 class _Break(Exception):

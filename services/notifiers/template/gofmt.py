@@ -301,12 +301,13 @@ def _sort_key(key: object) -> tuple[int, object]:
     return (2, str(key))
 
 
-def format_value(value: object) -> str:
-    """`fmt.Sprint(value)` of one value (`%v`)."""
+def format_value(value: object, *, deref: bool = False) -> str:
+    """`fmt.Sprint(value)` of one value (`%v`); with `deref`, a pointer prints as the value it
+    points to (as a template action prints it), not as `&{...}`."""
     if isinstance(value, str) and not hasattr(value, "go_string"):
         return value
     p = _Printer()
-    p.print_arg(value, "v")
+    p.print_arg(value, "v", 1 if deref else 0)
     return "".join(p.buf)
 
 

@@ -1,4 +1,18 @@
-"""A set of named templates with Alertmanager's functions, rendered as Alertmanager renders."""
+"""A set of named templates with Alertmanager's functions, rendered as Alertmanager renders.
+
+Where Tocsin knowingly differs from Go 1.19 / Alertmanager 0.25 (everything else is checked
+against the real binaries by tests/notifiers):
+
+- html/template escaping is tracked at run time (see htmlescape): Go's escape-time errors
+  ("ends in a non-text context", branches ending in different contexts, actions in JS
+  template literals) are not raised, and a few JS/CSS sub-contexts are simplified.
+- Printing a time.Time with a non-string verb (`printf "%d"`) shows `%!d(time.Time=...)`
+  where Go shows the struct's private fields; times never carry Go's monotonic ` m=+...`
+  suffix; `+00:00` offsets are UTC (Alertmanager running with TZ=UTC) and `.Local` is UTC.
+- Nested `{{template}}` calls stop at MAX_DEPTH (100) instead of Go's 100000.
+- `slice` of a string cuts bytes as Go does, but a cut inside a UTF-8 sequence yields U+FFFD.
+- `call` always fails: template data holds no function values.
+"""
 
 from __future__ import annotations
 
