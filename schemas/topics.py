@@ -17,7 +17,6 @@ __all__ = [
     "DLQ",
     "FIXED_TOPICS",
     "NOTIFICATIONS",
-    "NOTIFICATIONS_PATTERN",
     "RECEIPTS",
     "TOPICS",
     "Topic",
@@ -89,8 +88,7 @@ DLQ = Topic(
 TOPICS: tuple[Topic, ...] = (ALERTS, NOTIFICATIONS, DECISIONS, RECEIPTS, DLQ)
 #: The topics with a fixed name, created at start-up.
 FIXED_TOPICS: tuple[Topic, ...] = (ALERTS, DECISIONS, RECEIPTS, DLQ)
-#: Matches every per-receiver notifications topic and nothing else.
-NOTIFICATIONS_PATTERN = r"^notifications\.(?!dlq$|receipts$).+"
+
 
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]+")
 # Receivers with these names get a hashed topic name: the plain one belongs to Tocsin.

@@ -1,4 +1,5 @@
-"""The notifiers service: consume `notifications.<receiver>`, deliver, commit only what is done.
+"""The notifiers service: consume its receivers' `notifications.<receiver>` topics, deliver,
+commit only what is done.
 
 Each message runs dedup -> retry (the send) -> record. A notification is committed after it
 was delivered, skipped as a duplicate, or dead-lettered, never before: offsets are committed
@@ -12,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import structlog
@@ -23,14 +23,18 @@ from pydantic import ValidationError
 from schemas.config import Config, Receiver, load
 from schemas.envelope import Envelope, producer_id
 from schemas.group import Notification
-from schemas.topics import FIXED_TOPICS, NOTIFICATIONS_PATTERN, notifications_topic
+from schemas.topics import FIXED_TOPICS, notifications_topic
 from services.notifiers.dedup_stage import DedupStage
+from services.notifiers.email import EmailNotifier
 from services.notifiers.errors import NotifyError, Reason
 from services.notifiers.http import HttpSender
 from services.notifiers.job import Job, Notifier
+from services.notifiers.pagerduty import PagerdutyNotifier
 from services.notifiers.ratelimit import ReceiverLimits
 from services.notifiers.record_stage import RecordStage
 from services.notifiers.retry_stage import RetryStage
+from services.notifiers.slack import SlackNotifier
+from services.notifiers.template import TemplateSet
 from services.notifiers.webhook import WebhookNotifier
 from services.runtime.kafka import KafkaFactory
 from services.runtime.nflog import RedisNflog
@@ -145,20 +149,15 @@ class NotifierService:
         """Connect and start consuming every receiver's topic."""
         config = load(self._config_path)
         self.use_config(config)
-        # The receivers' topics exist before subscribing; a receiver added by a reload is found
-        # by the pattern within the metadata refresh, and read from its first message.
-        names = [t.name for t in FIXED_TOPICS] + [
-            notifications_topic(r.name) for r in config.receivers
-        ]
-        await self._kafka.ensure_topics(names)
+        topics = [notifications_topic(r.name) for r in config.receivers]
+        await self._kafka.ensure_topics([t.name for t in FIXED_TOPICS] + topics)
         self._producer = self._kafka.producer("notifiers")
         await self._producer.start()
         self._record = RecordStage(self._producer, self._registry, producer_id("notifiers"))
         self._retry = RetryStage(self._settings.notifiers.deadline, self._record.attempt)
-        consumer = self._kafka.consumer(
-            "notifiers", self._settings.notifiers.group_id, [], metadata_max_age_ms=10_000
-        )
-        consumer.subscribe(pattern=NOTIFICATIONS_PATTERN)
+        # The topics of this config's receivers: another notifier fleet with another config may
+        # serve other receivers from the same cluster.
+        consumer = self._kafka.consumer("notifiers", self._settings.notifiers.group_id, topics)
         await consumer.start()
         self._consumer = consumer
         self._loop_task = asyncio.create_task(self._consume(consumer), name="notifiers-consume")
@@ -242,15 +241,25 @@ class NotifierService:
         await self._http.close()
 
 
-def _integrations(receiver: Receiver, http: HttpSender) -> list[tuple[str, Notifier]]:
+def _integrations(
+    receiver: Receiver, http: HttpSender, templates: TemplateSet | None = None
+) -> list[tuple[str, Notifier]]:
+    """The receiver's notifiers, named `<type>[<index>]` as Alertmanager names them.
+
+    `templates` defaults to the built-in ones; pass the config's `templates:` files parsed on
+    top of them (`TemplateSet.default()` then `parse_files`) to honour user definitions.
+    """
     found: list[tuple[str, Notifier]] = []
     for i, webhook in enumerate(receiver.webhook_configs):
         found.append((f"webhook[{i}]", WebhookNotifier(webhook, http)))
-    kinds: list[tuple[str, list[Any]]] = [
-        ("email", list(receiver.email_configs)),
-        ("pagerduty", list(receiver.pagerduty_configs)),
-        ("slack", list(receiver.slack_configs)),
-    ]
-    for kind, configs in kinds:
-        found += [(f"{kind}[{i}]", _Unsupported(kind)) for i in range(len(configs))]
+    if not (receiver.email_configs or receiver.pagerduty_configs or receiver.slack_configs):
+        return found
+    if templates is None:
+        templates = TemplateSet.default()
+    for i, email in enumerate(receiver.email_configs):
+        found.append((f"email[{i}]", EmailNotifier(email, templates)))
+    for i, pagerduty in enumerate(receiver.pagerduty_configs):
+        found.append((f"pagerduty[{i}]", PagerdutyNotifier(pagerduty, http, templates)))
+    for i, slack in enumerate(receiver.slack_configs):
+        found.append((f"slack[{i}]", SlackNotifier(slack, http, templates)))
     return found

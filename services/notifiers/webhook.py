@@ -64,5 +64,8 @@ class WebhookNotifier:
             self._config.url.get_secret_value(),
             webhook_payload(notification),
             self._config.http_config,
+            # The same for every copy of this notification: a receiver that honours it sees the
+            # notification once even when a crashed notifier's send is repeated.
+            headers={"Idempotency-Key": notification.idempotencyKey},
         )
         return status
