@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from schemas.alert import Alert
 from schemas.envelope import Envelope
 from services.ingest import IngestService
+from services.runtime.embedded import free_port
 from services.runtime.health import HealthRegistry
 from services.runtime.kafka import KafkaFactory
 from services.runtime.metrics import new_registry
@@ -79,3 +85,52 @@ async def read_alerts(
     finally:
         await consumer.stop()
     return found
+
+
+def start_tocsin(
+    command: str, *flags: str, bootstrap: str, run: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A `tocsin <command>` process on the session broker and local Redis, keys under `run`."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "services.cli", command,
+            f"--kafka.bootstrap-servers={bootstrap}",
+            "--no-kafka.idempotence",
+            "--redis.url=redis://127.0.0.1:6379/0",
+            f"--router.redis-prefix=test:{run}:",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=error",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], within: float = 40) -> None:
+    """Until `url`/-/ready answers 200; fails when the process exits first."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"process exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} not ready in {within}s")
+
+
+def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -15,10 +15,6 @@ import collections
 import contextlib
 import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -32,45 +28,10 @@ from schemas.topics import notifications_topic
 from services.runtime.embedded import free_port
 from services.runtime.kafka import KafkaFactory
 from services.runtime.settings import load_settings
+from tests.helpers import start_tocsin, stop, wait_ready
 from tests.notifiers.test_webhook import notification
 
 COUNT = 120
-
-
-def start_worker(config: Path, bootstrap: str, run: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "services.cli", "notifiers",
-            f"--config.file={config}",
-            f"--kafka.bootstrap-servers={bootstrap}",
-            "--no-kafka.idempotence",
-            "--redis.url=redis://127.0.0.1:6379/0",
-            f"--router.redis-prefix=test:{run}:",
-            f"--notifiers.group-id=notifiers-{run}",
-            "--notifiers.claim-ttl=5",
-            "--notifiers.rate=1000",
-            "--notifiers.burst=1000",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "worker exited"
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as r:  # noqa: S310 - loopback
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("worker not ready")
 
 
 async def test_kill_9_of_a_notifier_delivers_each_notification_once(
@@ -113,7 +74,16 @@ async def test_kill_9_of_a_notifier_delivers_each_notification_once(
         load_settings({"kafka.partitions": 4}).kafka, kafka_bootstrap, embedded=True
     )
     await factory.ensure_topics([notifications_topic(run)])
-    workers = [start_worker(config, kafka_bootstrap, run) for _ in range(2)]
+    flags = [
+        f"--config.file={config}",
+        f"--notifiers.group-id=notifiers-{run}",
+        "--notifiers.claim-ttl=5",
+        "--notifiers.rate=1000",
+        "--notifiers.burst=1000",
+    ]
+    workers = [
+        start_tocsin("notifiers", *flags, bootstrap=kafka_bootstrap, run=run) for _ in range(2)
+    ]
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     redis = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
     try:
@@ -137,14 +107,7 @@ async def test_kill_9_of_a_notifier_delivers_each_notification_once(
             await asyncio.wait_for(all_seen.wait(), 45)
         await asyncio.sleep(6)  # past the claim TTL: a wrongly repeated send would show now
     finally:
-        for proc, _ in workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, _ in workers:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc for proc, _ in workers)
         await producer.stop()
         await runner.cleanup()
         async for key in redis.scan_iter(match=f"test:{run}:*"):

@@ -13,10 +13,6 @@ import asyncio
 import collections
 import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,47 +25,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.alert import fingerprint
 from schemas.envelope import encode
 from schemas.timefmt import format_ns, now_ns
-from services.runtime.embedded import free_port
 from services.runtime.kafka import KafkaFactory
 from services.runtime.settings import load_settings
+from tests.helpers import start_tocsin, stop, wait_ready
 
 GROUPS = 60
 PER_GROUP = 3
-
-
-def start_replica(config: Path, bootstrap: str, run: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "services.cli", "router",
-            f"--config.file={config}",
-            f"--kafka.bootstrap-servers={bootstrap}",
-            "--no-kafka.idempotence",
-            "--redis.url=redis://127.0.0.1:6379/0",
-            f"--router.redis-prefix=test:{run}:",
-            f"--router.group-id=router-{run}",
-            "--router.flush-lease=3",
-            "--router.poll-interval=0.05",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "replica exited"
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as r:  # noqa: S310 - loopback
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("replica not ready")
 
 
 async def test_a_killed_replica_loses_no_flush(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -96,7 +57,15 @@ receivers:
         load_settings({"kafka.partitions": 8}).kafka, kafka_bootstrap, embedded=True
     )
     await factory.ensure_topics(["alerts", f"notifications.{run}"])
-    replicas = [start_replica(config, kafka_bootstrap, run) for _ in range(2)]
+    flags = [
+        f"--config.file={config}",
+        f"--router.group-id=router-{run}",
+        "--router.flush-lease=3",
+        "--router.poll-interval=0.05",
+    ]
+    replicas = [
+        start_tocsin("router", *flags, bootstrap=kafka_bootstrap, run=run) for _ in range(2)
+    ]
     redis = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
@@ -123,14 +92,7 @@ receivers:
         await producer.flush()
         notes = await collect(kafka_bootstrap, f"notifications.{run}", sent, within=45)
     finally:
-        for proc, _ in replicas:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, _ in replicas:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc for proc, _ in replicas)
         await producer.stop()
         async for key in redis.scan_iter(match=f"test:{run}:*"):
             await redis.delete(key)
