@@ -47,15 +47,16 @@ _log = structlog.get_logger("tocsin.notifiers")
 _ENVELOPE = Envelope[Notification]
 
 
-class _Unsupported:
-    """An integration Tocsin cannot send yet: its notifications are dead-lettered, not lost."""
-
-    def __init__(self, kind: str) -> None:
-        self._kind = kind
+class _Unknown:
+    """An integration the config in force does not have (removed by a reload, or a message
+    from another config): its notifications are dead-lettered, not lost."""
 
     async def notify(self, notification: Notification) -> int:
         raise NotifyError(
-            Reason.CONFIG, f"{self._kind} delivery is not implemented yet", retryable=False
+            Reason.CONFIG,
+            f"receiver {notification.receiver!r} has no integration {notification.integration} "
+            "in the config in force",
+            retryable=False,
         )
 
 
@@ -138,10 +139,15 @@ class NotifierService:
         self._slots = asyncio.Semaphore(512)  # messages in progress per worker
 
     def use_config(self, config: Config) -> None:
-        """Build the integrations of every receiver (reload: swap them)."""
+        """Build the integrations of every receiver (reload: swap them).
+
+        The config's `templates:` files are parsed over the defaults, so they can redefine
+        them, as in Alertmanager; a template that does not parse fails the load here."""
+        templates = TemplateSet.default()
+        templates.parse_files(config.templates)
         notifiers: dict[tuple[str, str], Notifier] = {}
         for receiver in config.receivers:
-            for name, notifier in _integrations(receiver, self._http):
+            for name, notifier in _integrations(receiver, self._http, templates):
                 notifiers[(receiver.name, name)] = _Limited(notifier, self._limits, receiver.name)
         self._notifiers = notifiers
 
@@ -212,7 +218,7 @@ class NotifierService:
             return "malformed"  # not a notification: nothing to deliver or redrive
         notifier = self._notifiers.get((notification.receiver, notification.integration))
         if notifier is None:
-            notifier = _Unsupported(f"integration {notification.integration} of this receiver")
+            notifier = _Unknown()
         job = Job(notification, topic, envelope, notifier, self._clock())
         if not await self._dedup.admit(job, self._clock()):
             await record.receipt(job, job.outcome, 0)
