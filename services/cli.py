@@ -132,6 +132,19 @@ def _parser() -> argparse.ArgumentParser:
     dlq_redrive.add_argument("entries", nargs="*", metavar="ENTRY", help="entries (default: all)")
     dlq_redrive.add_argument("--reason", default=None, help="only those dead-lettered for this")
     _add_settings_flags(dlq_redrive)
+    notify = commands.add_parser(
+        "notify",
+        help="send a test notification to a receiver",
+        description="Send a synthetic firing alert group to every integration of a receiver "
+        "(one attempt each, no retries). With --dry-run print the rendered messages instead.",
+    )
+    notify_sub = notify.add_subparsers(dest="notify_command", required=True, metavar="COMMAND")
+    notify_test = notify_sub.add_parser("test", help="send a test notification")
+    notify_test.add_argument("--receiver", required=True, help="the receiver's name")
+    notify_test.add_argument(
+        "--dry-run", action="store_true", help="print what would be sent, send nothing"
+    )
+    _add_settings_flags(notify_test)
     _add_config_commands(commands)
     return parser
 
@@ -193,6 +206,29 @@ def _add_config_commands(commands: Any) -> None:
         help="label sets to test, one JSON object per line ('-' for standard input)",
     )
     test.add_argument("labels", nargs="*", metavar="name=value")
+
+
+def _notify_main(args: argparse.Namespace) -> int:
+    from schemas.config import ConfigError, load
+    from services.notifiers.testsend import test_receiver
+
+    try:
+        settings = _settings_from(args)
+    except SettingsError as exc:
+        print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    if settings.config.file is None:
+        print("tocsin: error: --config.file (or TOCSIN_CONFIG__FILE) is required", file=sys.stderr)
+        return 2
+    try:
+        config = load(settings.config.file)
+    except ConfigError as exc:
+        print(f"tocsin: error: {exc}", file=sys.stderr)
+        return 1
+    external = settings.web.external_url or f"http://{settings.web.listen_address}"
+    return asyncio.run(
+        test_receiver(config, args.receiver, external, sys.stdout, dry_run=args.dry_run)
+    )
 
 
 def _dlq_main(args: argparse.Namespace) -> int:
@@ -477,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_main(args)
     if args.command == "dlq":
         return _dlq_main(args)
+    if args.command == "notify":
+        return _notify_main(args)
     try:
         settings = _settings_from(args)
     except SettingsError as exc:

@@ -41,7 +41,7 @@ from services.runtime.nflog import RedisNflog
 from services.runtime.redis import RedisClient
 from services.runtime.settings import Settings
 
-__all__ = ["NotifierService"]
+__all__ = ["NotifierService", "build_integrations"]
 
 _log = structlog.get_logger("tocsin.notifiers")
 _ENVELOPE = Envelope[Notification]
@@ -147,7 +147,7 @@ class NotifierService:
         templates.parse_files(config.templates)
         notifiers: dict[tuple[str, str], Notifier] = {}
         for receiver in config.receivers:
-            for name, notifier in _integrations(receiver, self._http, templates):
+            for name, notifier in build_integrations(receiver, self._http, templates):
                 notifiers[(receiver.name, name)] = _Limited(notifier, self._limits, receiver.name)
         self._notifiers = notifiers
 
@@ -247,7 +247,7 @@ class NotifierService:
         await self._http.close()
 
 
-def _integrations(
+def build_integrations(
     receiver: Receiver, http: HttpSender, templates: TemplateSet | None = None
 ) -> list[tuple[str, Notifier]]:
     """The receiver's notifiers, named `<type>[<index>]` as Alertmanager names them.
