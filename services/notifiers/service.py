@@ -10,6 +10,7 @@ unfinished ones (and the dedup stage keeps those that did finish from being sent
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +124,7 @@ class NotifierService:
         self._http = HttpSender(timeout=settings.notifiers.http_timeout)
         s = settings.notifiers
         self._limits = ReceiverLimits(s.rate, s.burst, s.concurrency)
+        self._slack_limits = ReceiverLimits(s.slack_rate, s.slack_burst, 1)
         prefix = settings.router.redis_prefix
         self._dedup = DedupStage(
             redis, RedisNflog(redis, "delivered", prefix=f"{prefix}nflog:"), s.claim_ttl, prefix
@@ -148,7 +150,17 @@ class NotifierService:
         notifiers: dict[tuple[str, str], Notifier] = {}
         for receiver in config.receivers:
             for name, notifier in build_integrations(receiver, self._http, templates):
-                notifiers[(receiver.name, name)] = _Limited(notifier, self._limits, receiver.name)
+                limited: Notifier = _Limited(notifier, self._limits, receiver.name)
+                if name.startswith("slack["):
+                    # Slack takes about one message per second per channel: one bucket per
+                    # webhook URL and channel, shared by every receiver posting there.
+                    slack = receiver.slack_configs[int(name[6:-1])]
+                    target = hashlib.sha1(
+                        f"{slack.api_url.get_secret_value()}{slack.api_url_file}{slack.channel}".encode(),
+                        usedforsecurity=False,
+                    ).hexdigest()
+                    limited = _Limited(limited, self._slack_limits, target)
+                notifiers[(receiver.name, name)] = limited
         self._notifiers = notifiers
 
     async def start(self) -> None:

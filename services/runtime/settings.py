@@ -154,6 +154,8 @@ class NotifierSettings(_Section):
     )
     burst: int = Field(20, ge=1, description="token bucket size per receiver")
     concurrency: int = Field(8, ge=1, description="sends in flight per receiver")
+    slack_rate: float = Field(1.0, gt=0, description="Slack messages per second per channel")
+    slack_burst: int = Field(3, ge=1, description="Slack token bucket size per channel")
     claim_ttl: float = Field(
         60.0, gt=0, description="seconds a worker holds a notification it is sending"
     )
