@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError, UnknownError
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from services import __version__
+from services import __version__, config_commands
 from services.runtime.auth import Authenticator
 from services.runtime.embedded import ChildProcess, EmbeddedError, EmbeddedKafka, EmbeddedRedis
 from services.runtime.health import HealthRegistry
@@ -145,156 +145,37 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be sent, send nothing"
     )
     _add_settings_flags(notify_test)
-    _add_config_commands(commands)
+    config_commands.add_parser(commands)
     return parser
 
 
-def _add_config_commands(commands: Any) -> None:
-    config = commands.add_parser(
-        "config",
-        help="check and explore an alertmanager.yml (as amtool's config commands)",
-        description="Check and explore an alertmanager.yml-compatible routing config. Output and "
-        "exit status follow amtool 0.25. $VAR and ${VAR} are taken from the environment.",
-    )
-    sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
-    check = sub.add_parser(
-        "check",
-        help="validate config files (amtool check-config), with lint warnings",
-        description="Validate each file: every problem with file, line and YAML path, then "
-        "warnings for Alertmanager pitfalls. Exit status 1 if any file is invalid.",
-    )
-    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    routes = sub.add_parser(
-        "routes",
-        help="print the routing tree, or test where labels route (amtool config routes)",
-        description="Without a subcommand: the routing tree (same as `routes show`).",
-    )
-    routes.set_defaults(routes_command="show")
-    config_file = {
-        "dest": "config_file",
-        "type": Path,
-        "default": None,
-        "help": "the config file [env: TOCSIN_CONFIG__FILE]",
-    }
-    routes.add_argument("--config.file", **config_file)
-    # On the subcommands the flag must not reset a value given before the subcommand's name.
-    config_file = {**config_file, "default": argparse.SUPPRESS}
-    routes_sub = routes.add_subparsers(dest="routes_command", metavar="COMMAND")
-    show = routes_sub.add_parser("show", help="print the routing tree")
-    show.add_argument("--config.file", **config_file)
-    test = routes_sub.add_parser(
-        "test",
-        help="print the receivers a label set routes to",
-        description="Print the receivers the labels route to, comma-separated in match order "
-        "(one entry per matched route, duplicates kept), as amtool config routes test. With "
-        "--input, read one JSON object of labels per line and print one line per input line.",
-    )
-    test.add_argument("--config.file", **config_file)
-    test.add_argument(
-        "--verify.receivers",
-        dest="verify_receivers",
-        default=None,
-        metavar="A,B",
-        help="exit 1 with a warning unless the labels route to exactly these receivers",
-    )
-    test.add_argument("--tree", action="store_true", help="print the tree of matching routes")
-    test.add_argument(
-        "--input",
-        type=Path,
-        default=None,
-        metavar="FILE.jsonl",
-        help="label sets to test, one JSON object per line ('-' for standard input)",
-    )
-    test.add_argument("labels", nargs="*", metavar="name=value")
+def _with_settings(args: argparse.Namespace) -> Settings | int:
+    try:
+        return _settings_from(args)
+    except SettingsError as exc:
+        print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
 
 
 def _notify_main(args: argparse.Namespace) -> int:
-    from schemas.config import ConfigError, load
-    from services.notifiers.testsend import test_receiver
+    from services.notifiers.testsend import run_command
 
-    try:
-        settings = _settings_from(args)
-    except SettingsError as exc:
-        print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
-    if settings.config.file is None:
-        print("tocsin: error: --config.file (or TOCSIN_CONFIG__FILE) is required", file=sys.stderr)
-        return 2
-    try:
-        config = load(settings.config.file)
-    except ConfigError as exc:
-        print(f"tocsin: error: {exc}", file=sys.stderr)
-        return 1
-    external = settings.web.external_url or f"http://{settings.web.listen_address}"
-    return asyncio.run(
-        test_receiver(config, args.receiver, external, sys.stdout, dry_run=args.dry_run)
-    )
+    settings = _with_settings(args)
+    if isinstance(settings, int):
+        return settings
+    return asyncio.run(run_command(settings, args.receiver, dry_run=args.dry_run))
 
 
 def _dlq_main(args: argparse.Namespace) -> int:
-    from services.notifiers.dlq import dlq_list, dlq_redrive
-    from services.runtime.redis import connect
+    from services.notifiers.dlq import run_command
 
-    try:
-        settings = _settings_from(args)
-    except SettingsError as exc:
-        print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
-    if settings.kafka.bootstrap_servers is None or settings.redis.url is None:
-        print(
-            "tocsin: error: dlq needs the cluster's Kafka and Redis "
-            "(--kafka.bootstrap-servers, --redis.url)",
-            file=sys.stderr,
-        )
-        return 2
-    factory = KafkaFactory(settings.kafka, settings.kafka.bootstrap_servers, embedded=False)
-    prefix = settings.router.redis_prefix
-    redis_url = settings.redis.url.get_secret_value()
-
-    async def run() -> int:
-        redis = connect(redis_url, name="tocsin-dlq")
-        try:
-            if args.dlq_command == "list":
-                await dlq_list(factory, redis, prefix, sys.stdout, args.limit)
-            else:
-                await dlq_redrive(factory, redis, prefix, sys.stdout, args.entries, args.reason)
-        finally:
-            await redis.aclose()
-        return 0
-
-    return asyncio.run(run())
-
-
-def _config_main(args: argparse.Namespace) -> int:
-    from schemas.config import ConfigError, load
-    from services import config_commands
-
-    if args.config_command == "check":
-        return config_commands.check(args.files, sys.stdout, sys.stderr)
-    path = args.config_file or os.environ.get("TOCSIN_CONFIG__FILE")
-    if not path:
-        print("tocsin: error: --config.file (or TOCSIN_CONFIG__FILE) is required", file=sys.stderr)
-        return 2
-    try:
-        config = load(path)
-    except ConfigError as exc:
-        print(f"tocsin: error: {exc}", file=sys.stderr)
-        return 1
-    if (args.routes_command or "show") == "show":
-        return config_commands.routes_show(config, sys.stdout)
-    if args.input is not None:
-        if str(args.input) == "-":
-            return config_commands.routes_test_input(config, sys.stdin, sys.stdout, sys.stderr)
-        with args.input.open(encoding="utf-8") as lines:
-            return config_commands.routes_test_input(config, lines, sys.stdout, sys.stderr)
-    try:
-        labels = config_commands.parse_label_args(args.labels)
-    except ValueError as exc:
-        print(f"tocsin: error: {exc}", file=sys.stderr)
-        return 1
-    return config_commands.routes_test(
-        config, labels, sys.stdout, verify=args.verify_receivers, tree=args.tree
-    )
+    settings = _with_settings(args)
+    if isinstance(settings, int):
+        return settings
+    options = {"limit": args.limit} if args.dlq_command == "list" else {
+        "entries": args.entries, "reason": args.reason,
+    }  # fmt: skip
+    return asyncio.run(run_command(settings, args.dlq_command, **options))
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -510,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command == "config":
-        return _config_main(args)
+        return config_commands.run_command(args)
     if args.command == "dlq":
         return _dlq_main(args)
     if args.command == "notify":

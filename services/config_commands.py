@@ -7,15 +7,26 @@ label sets at once.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from schemas.config import Config, ConfigError, MatcherError, MatchType, Route, lint, load
 from schemas.config.matchers import format_matchers, matches_all, parse_matcher
 
-__all__ = ["check", "parse_label_args", "routes_show", "routes_test"]
+__all__ = [
+    "add_parser",
+    "check",
+    "parse_label_args",
+    "routes_show",
+    "routes_test",
+    "routes_test_input",
+    "run_command",
+]
 
 
 def check(files: Sequence[Path], out: TextIO, err: TextIO) -> int:
@@ -164,4 +175,89 @@ def routes_test_input(config: Config, lines: TextIO, out: TextIO, err: TextIO) -
     return status
 
 
-__all__ += ["routes_test_input"]
+def add_parser(commands: Any) -> None:
+    """The `config` command and its subcommands, on the CLI's subparsers."""
+    config = commands.add_parser(
+        "config",
+        help="check and explore an alertmanager.yml (as amtool's config commands)",
+        description="Check and explore an alertmanager.yml-compatible routing config. Output and "
+        "exit status follow amtool 0.25. $VAR and ${VAR} are taken from the environment.",
+    )
+    sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = sub.add_parser(
+        "check",
+        help="validate config files (amtool check-config), with lint warnings",
+        description="Validate each file: every problem with file, line and YAML path, then "
+        "warnings for Alertmanager pitfalls. Exit status 1 if any file is invalid.",
+    )
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    routes = sub.add_parser(
+        "routes",
+        help="print the routing tree, or test where labels route (amtool config routes)",
+        description="Without a subcommand: the routing tree (same as `routes show`).",
+    )
+    routes.set_defaults(routes_command="show")
+    config_file = {
+        "dest": "config_file",
+        "type": Path,
+        "default": None,
+        "help": "the config file [env: TOCSIN_CONFIG__FILE]",
+    }
+    routes.add_argument("--config.file", **config_file)
+    # On the subcommands the flag must not reset a value given before the subcommand's name.
+    config_file = {**config_file, "default": argparse.SUPPRESS}
+    routes_sub = routes.add_subparsers(dest="routes_command", metavar="COMMAND")
+    show = routes_sub.add_parser("show", help="print the routing tree")
+    show.add_argument("--config.file", **config_file)
+    test = routes_sub.add_parser(
+        "test",
+        help="print the receivers a label set routes to",
+        description="Print the receivers the labels route to, comma-separated in match order "
+        "(one entry per matched route, duplicates kept), as amtool config routes test. With "
+        "--input, read one JSON object of labels per line and print one line per input line.",
+    )
+    test.add_argument("--config.file", **config_file)
+    test.add_argument(
+        "--verify.receivers",
+        dest="verify_receivers",
+        default=None,
+        metavar="A,B",
+        help="exit 1 with a warning unless the labels route to exactly these receivers",
+    )
+    test.add_argument("--tree", action="store_true", help="print the tree of matching routes")
+    test.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        metavar="FILE.jsonl",
+        help="label sets to test, one JSON object per line ('-' for standard input)",
+    )
+    test.add_argument("labels", nargs="*", metavar="name=value")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed `tocsin config ...` command; its exit status."""
+    if args.config_command == "check":
+        return check(args.files, sys.stdout, sys.stderr)
+    path = args.config_file or os.environ.get("TOCSIN_CONFIG__FILE")
+    if not path:
+        print("tocsin: error: --config.file (or TOCSIN_CONFIG__FILE) is required", file=sys.stderr)
+        return 2
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        print(f"tocsin: error: {exc}", file=sys.stderr)
+        return 1
+    if (args.routes_command or "show") == "show":
+        return routes_show(config, sys.stdout)
+    if args.input is not None:
+        if str(args.input) == "-":
+            return routes_test_input(config, sys.stdin, sys.stdout, sys.stderr)
+        with args.input.open(encoding="utf-8") as lines:
+            return routes_test_input(config, lines, sys.stdout, sys.stderr)
+    try:
+        labels = parse_label_args(args.labels)
+    except ValueError as exc:
+        print(f"tocsin: error: {exc}", file=sys.stderr)
+        return 1
+    return routes_test(config, labels, sys.stdout, verify=args.verify_receivers, tree=args.tree)

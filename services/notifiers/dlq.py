@@ -7,6 +7,7 @@ are remembered in Redis so that a second redrive does not send them twice.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -15,9 +16,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.topics import DLQ
 from services.runtime.kafka import KafkaFactory
-from services.runtime.redis import RedisClient
+from services.runtime.redis import RedisClient, connect
+from services.runtime.settings import Settings
 
-__all__ = ["dlq_list", "dlq_redrive", "read_dead_letters"]
+__all__ = ["dlq_list", "dlq_redrive", "read_dead_letters", "run_command"]
 
 
 async def read_dead_letters(factory: KafkaFactory) -> list[tuple[str, dict[str, Any]]]:
@@ -100,3 +102,26 @@ async def dlq_redrive(
         await producer.stop()
     print(f"{count} notification(s) redriven", file=out)
     return count
+
+
+async def run_command(settings: Settings, command: str, **options: Any) -> int:
+    """`tocsin dlq list|redrive` against the cluster the settings name."""
+    if settings.kafka.bootstrap_servers is None or settings.redis.url is None:
+        print(
+            "tocsin: error: dlq needs the cluster's Kafka and Redis "
+            "(--kafka.bootstrap-servers, --redis.url)",
+            file=sys.stderr,
+        )
+        return 2
+    factory = KafkaFactory(settings.kafka, settings.kafka.bootstrap_servers, embedded=False)
+    prefix = settings.router.redis_prefix
+    redis = connect(settings.redis.url.get_secret_value(), name="tocsin-dlq")
+    try:
+        if command == "list":
+            await dlq_list(factory, redis, prefix, sys.stdout, options.get("limit", 100))
+        else:
+            entries = options.get("entries", ())
+            await dlq_redrive(factory, redis, prefix, sys.stdout, entries, options.get("reason"))
+    finally:
+        await redis.aclose()
+    return 0

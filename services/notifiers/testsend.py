@@ -7,10 +7,11 @@ they would go to).
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TextIO
 
-from schemas.config import Config
+from schemas.config import Config, ConfigError, load
 from schemas.config.http import HTTPConfig
 from schemas.group import Notification
 from schemas.timefmt import GO_ZERO_TIME, format_ns
@@ -19,8 +20,9 @@ from services.notifiers.errors import NotifyError
 from services.notifiers.http import HttpSender
 from services.notifiers.service import build_integrations
 from services.notifiers.template import TemplateSet, template_data
+from services.runtime.settings import Settings
 
-__all__ = ["synthetic_notification", "test_receiver"]
+__all__ = ["run_command", "synthetic_notification", "test_receiver"]
 
 
 def synthetic_notification(receiver: str, integration: str, external_url: str) -> Notification:
@@ -119,3 +121,17 @@ async def test_receiver(
     finally:
         await http.close()
     return 1 if failed else 0
+
+
+async def run_command(settings: Settings, receiver: str, *, dry_run: bool) -> int:
+    """`tocsin notify test`: load the config the settings name and test one receiver."""
+    if settings.config.file is None:
+        print("tocsin: error: --config.file (or TOCSIN_CONFIG__FILE) is required", file=sys.stderr)
+        return 2
+    try:
+        config = load(settings.config.file)
+    except ConfigError as exc:
+        print(f"tocsin: error: {exc}", file=sys.stderr)
+        return 1
+    external = settings.web.external_url or f"http://{settings.web.listen_address}"
+    return await test_receiver(config, receiver, external, sys.stdout, dry_run=dry_run)
