@@ -33,6 +33,7 @@ from schemas.alert import fingerprint
 from schemas.timefmt import format_ns, now_ns
 from schemas.topics import notifications_topic
 from services.ingest import IngestService
+from services.notifiers.service import NotifierService
 from services.router.service import RouterService
 from services.runtime.auth import Authenticator
 from services.runtime.embedded import free_port
@@ -45,6 +46,7 @@ from tests.conftest import binary
 pytestmark = pytest.mark.binaries
 
 GROUP_INTERVAL = 2.0
+EXTERNAL_URL = "http://alertmanager.example:9093"
 #: A notification as compared: top-level status and (fingerprint, status) of each alert, in order.
 Note = tuple[str, tuple[tuple[str, str], ...]]
 #: Per (receiver, group key), the notifications in the order they were sent.
@@ -87,10 +89,15 @@ receivers:
 
 @dataclass
 class Recorder:
-    """An HTTP server standing in for the webhook receiver: records every payload, answers 200."""
+    """An HTTP server standing in for the webhook receiver: records every payload, answers 200.
+
+    Tocsin's notifiers add an Idempotency-Key header; Alertmanager does not. That is how the
+    recorder tells the two senders apart (their bodies must be the same bytes)."""
 
     url: str
     payloads: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    tocsin_raw: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -112,7 +119,12 @@ async def recorder() -> AsyncIterator[Recorder]:
     rec = Recorder(f"http://127.0.0.1:{port}/hook")
 
     async def hook(request: web.Request) -> web.Response:
-        rec.payloads.append(await request.json())
+        body = await request.read()
+        if "Idempotency-Key" in request.headers:
+            rec.tocsin_raw.append(body)
+        else:
+            rec.raw.append(body)
+            rec.payloads.append(orjson.loads(body))
         return web.Response(status=200)
 
     app = web.Application()
@@ -133,6 +145,7 @@ async def run_alertmanager(config: Path, data: Path) -> AsyncIterator[str]:
     proc = await asyncio.create_subprocess_exec(
         binary("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={data}",
         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+        f"--web.external-url={EXTERNAL_URL}",
         "--log.level=warn", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -154,13 +167,15 @@ async def run_alertmanager(config: Path, data: Path) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def run_tocsin(config: Path, run: str, bootstrap: str) -> AsyncIterator[str]:
-    """Ingest and router in one process on one port (as test_api.py's fixture); yields the URL."""
+    """Ingest, router and notifiers in one process (as `tocsin run`); yields the URL."""
     port = free_port()
     settings = load_settings(
         {
             "config.file": str(config),
             "web.listen_address": f"127.0.0.1:{port}",
             "router.group_id": f"router-{run}",
+            "notifiers.group_id": f"notifiers-{run}",
+            "web.external_url": EXTERNAL_URL,
             "router.redis_prefix": f"test:{run}:",
             "router.poll_interval": 0.05,
         }
@@ -169,6 +184,8 @@ async def run_tocsin(config: Path, run: str, bootstrap: str) -> AsyncIterator[st
     await factory.ensure_topics(["alerts"])
     redis = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
     registry = new_registry()
+    notifiers = NotifierService(settings, factory, redis, registry)
+    await notifiers.start()
     router = RouterService(settings, factory, redis, registry)
     await router.start()
     ingest = IngestService(
@@ -181,6 +198,7 @@ async def run_tocsin(config: Path, run: str, bootstrap: str) -> AsyncIterator[st
     finally:
         await ingest.stop()
         await router.stop()
+        await notifiers.stop()
         async for key in redis.scan_iter(match=f"test:{run}:*"):
             await redis.delete(key)
         await redis.aclose()
@@ -429,3 +447,19 @@ async def test_tocsin_notifies_as_alertmanager_does(pair: Pair) -> None:
     assert sequences(tocsin) == sequences(am)
     # and the scenario did what it says (guards against both sides sending nothing alike)
     assert readable(pair.run, sequences(am)) == readable(pair.run, expected(pair.run))
+    # Through Tocsin's notifiers, the webhook bodies are Alertmanager's, byte for byte, in the
+    # same order per group (start and end times were posted explicitly, the same to both).
+    for _ in range(100):
+        if len(pair.recorder.tocsin_raw) >= len(pair.recorder.raw):
+            break
+        await asyncio.sleep(0.1)
+    assert by_group(pair.recorder.tocsin_raw) == by_group(pair.recorder.raw)
+
+
+def by_group(bodies: list[bytes]) -> dict[tuple[str, str], list[bytes]]:
+    """Webhook bodies in arrival order per (receiver, group key)."""
+    found: dict[tuple[str, str], list[bytes]] = {}
+    for body in bodies:
+        data = orjson.loads(body)
+        found.setdefault((data["receiver"], data["groupKey"]), []).append(body)
+    return found
