@@ -1,0 +1,149 @@
+"""The remediation policy: a good file loads; each bad file names the YAML path it fails at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.config.errors import ConfigError
+from schemas.remediation import (
+    ActionName,
+    AppAgentRule,
+    CacheFlushRule,
+    Mode,
+    TerminateIdleRule,
+    load_policy,
+    parse_policy,
+)
+
+_DATA = Path(__file__).parent / "testdata"
+
+
+def test_good_policy_loads() -> None:
+    policy = load_policy(_DATA / "good-policy.yml")
+    flush, terminate, gpu = policy.rules
+    assert isinstance(flush, CacheFlushRule)
+    assert flush.mode is Mode.AUTO
+    assert flush.params.patterns == ["cache:*", "tmp:*"]
+    assert flush.params.allow_flushdb is False
+    assert flush.params.temporary_policy is not None
+    assert flush.params.temporary_policy.revert_after == 900
+    assert (flush.limits.timeout, flush.limits.cooldown) == (60, 600)
+    assert isinstance(terminate, TerminateIdleRule)
+    assert terminate.params.idle_seconds == 300
+    assert terminate.params.state == "idle in transaction"
+    assert terminate.limits.max_per_hour_per_target == 3  # the default
+    assert isinstance(gpu, AppAgentRule)
+    assert gpu.action is ActionName.GPU_EMPTY_CACHE
+    assert policy.limits.max_concurrent == 2
+
+
+def test_rules_match_and_labels_only_select_configured_targets() -> None:
+    policy = load_policy(_DATA / "good-policy.yml")
+    alert = {"alertname": "RedisMemoryHigh", "severity": "warning", "redis_target": "sessions"}
+    (rule,) = policy.matching(alert)
+    assert rule.name == "redis-memory-high"
+    assert policy.target_for(rule, alert) == "sessions"
+    # a label naming a host, or a target of another kind, selects nothing
+    assert policy.target_for(rule, {**alert, "redis_target": "evil.example:6379"}) is None
+    assert policy.target_for(rule, {**alert, "redis_target": "main"}) is None
+    assert policy.target_for(rule, {"alertname": "RedisMemoryHigh"}) is None
+    assert policy.matching({"alertname": "RedisMemoryHigh", "severity": "info"}) == []
+
+
+def test_passwords_do_not_show() -> None:
+    policy = load_policy(_DATA / "good-policy.yml")
+    shown = repr(policy) + str(policy.model_dump()) + policy.model_dump_json()
+    for secret in ("s3cret", "other-secret", "pg-secret"):
+        assert secret not in shown
+    assert "cache.internal" in shown
+    dsn = policy.targets.postgres["main"].dsn
+    assert str(dsn) == "postgresql://remediator:***@db.internal:5432/app"
+    assert dsn.get_secret_value() == "postgresql://remediator:pg-secret@db.internal:5432/app"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param(
+            "bad-unknown-action.yml",
+            "rules[0].action: unknown action 'redis.flushall' (one of app.pool_resize, gpu.empty_cache, postgres.terminate_idle, redis.cache_flush)",
+            id="unknown-action",
+        ),
+        pytest.param(
+            "bad-unknown-target.yml",
+            "rules[0].target: unknown redis target 'main' for redis.cache_flush",
+            id="unknown-target",
+        ),
+        pytest.param(
+            "bad-matcher.yml",
+            "rules[0].matchers[1]: error parsing regexp: missing closing ): `^(?:(unclosed)$`",
+            id="bad-matcher",
+        ),
+        pytest.param(
+            "bad-params-of-other-action.yml",
+            "rules[0].params.idle_seconds: unknown field",
+            id="params-of-other-action",
+        ),
+        pytest.param(
+            "bad-flush-everything.yml",
+            "rules[0].params.patterns: pattern '*' deletes every key: needs allow_flushdb",
+            id="flush-everything",
+        ),
+        pytest.param(
+            "bad-mode.yml",
+            "rules[0].mode: Input should be 'auto', 'approval' or 'dry-run'",
+            id="bad-mode",
+        ),
+        pytest.param(
+            "bad-secret-url.yml",
+            "targets.redis.cache.url: scheme must be one of redis, rediss",
+            id="bad-url",
+        ),
+    ],
+)
+def test_bad_policy_names_the_path(name: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_policy(_DATA / name)
+    assert str(raised.value) == f"{_DATA / name}: {expected}"
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        pytest.param(
+            {"name": "r", "matchers": ['a="b"'], "action": "app.pool_resize"},
+            "rules[0]: exactly one of target, target_label must be set",
+            id="no-target",
+        ),
+        pytest.param(
+            {"name": "r", "matchers": ['a="b"'], "target": "t"},
+            "rules[0].action: missing required field",
+            id="no-action",
+        ),
+        pytest.param(
+            {
+                "name": "r",
+                "matchers": ['a="b"'],
+                "action": "postgres.terminate_idle",
+                "target_label": "db",
+                "params": {"idle_seconds": 5},
+            },
+            "rules[0].params: needs at least one of application_names, users, databases",
+            id="unfiltered-terminate",
+        ),
+    ],
+)
+def test_rule_checks(rule: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_policy({"rules": [rule]}, "p.yml")
+    assert str(raised.value) == f"p.yml: {expected}"
+
+
+def test_duplicate_rule_names() -> None:
+    rule = {"name": "r", "matchers": ['a="b"'], "action": "gpu.empty_cache", "target_label": "app"}
+    with pytest.raises(ConfigError) as raised:
+        parse_policy({"rules": [rule, rule]}, "p.yml")
+    assert str(raised.value) == "p.yml: rules[1].name: duplicate rule name 'r'"
