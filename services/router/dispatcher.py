@@ -19,7 +19,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from schemas.alert import Alert
-from schemas.config import Config, Route
+from schemas.config import Config, InhibitRule, Route
 from schemas.config.errors import format_path
 from schemas.envelope import encode
 from schemas.timefmt import GO_ZERO_TIME, format_ns, parse_ns
@@ -173,9 +173,9 @@ class Dispatcher:
                 if gid not in placements:
                     placements[gid] = (route, key, route.group_labels(alert.labels), [])
                 placements[gid][3].append(alert)
-            for i, rule in enumerate(self.config.inhibit_rules):
+            for rule in self.config.inhibit_rules:
                 if rule.is_source(alert.labels):
-                    sources.setdefault(_inhibit_key(i, rule.equal, alert.labels), set()).add(
+                    sources.setdefault(_inhibit_key(rule, alert.labels), set()).add(
                         alert.fingerprint
                     )
 
@@ -318,17 +318,21 @@ class Dispatcher:
         rules = self.config.inhibit_rules
         inhibitor = Inhibitor(rules)
         keys = {
-            _inhibit_key(i, rule.equal, a.labels)
+            _inhibit_key(rule, a.labels)
             for a in alerts
-            for i, rule in enumerate(rules)
+            for rule in rules
             if rule.is_target(a.labels)
         }
         if not keys:
             return inhibitor
         members = await self._store.inhibition_sources(sorted(keys))
         fps = sorted({fp for found in members.values() for fp in found})
-        for data in (await self._store.get_alerts(fps)).values():
+        stored = await self._store.get_alerts(fps)
+        for data in stored.values():
             inhibitor.observe(from_json(data))
+        gone = {k: [fp for fp in found if fp not in stored] for k, found in members.items()}
+        if any(gone.values()):
+            await self._store.forget_sources(gone)
         return inhibitor
 
     async def _announce(
@@ -463,7 +467,13 @@ def _alert_data(alert: StoredAlert) -> dict[str, Any]:
     }
 
 
-def _inhibit_key(rule_index: int, equal: Sequence[str], labels: Mapping[str, str]) -> str:
-    values = "\xff".join(labels.get(name, "") for name in equal)
+def _rule_id(rule: InhibitRule) -> str:
+    """A rule's identity in the index: its content, so a reload that keeps it keeps its sources."""
+    text = "\x00".join([str(m) for m in rule.source_matchers] + ["|"] + list(rule.equal))
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def _inhibit_key(rule: InhibitRule, labels: Mapping[str, str]) -> str:
+    values = "\xff".join(labels.get(name, "") for name in rule.equal)
     digest = hashlib.sha1(values.encode(), usedforsecurity=False).hexdigest()[:16]
-    return f"{rule_index}:{digest}"
+    return f"{_rule_id(rule)}:{digest}"

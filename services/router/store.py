@@ -78,6 +78,8 @@ class RouterStore:
         self.redis = redis
         self._p = prefix
         self._sched = f"{prefix}sched"
+        # EVALSHA, loaded into Redis on first use (also inside pipelines) by redis-py.
+        self._ensure_group = redis.register_script(_ENSURE_GROUP)
 
     def _alert_key(self, fp: str) -> str:
         return f"{self._p}a:{fp}"
@@ -133,21 +135,32 @@ class RouterStore:
         inhibition sources. One MULTI/EXEC, so the empty-group collector never sees a group
         between its creation and its first member."""
         pipe = self.redis.pipeline(transaction=True)
+        latest = 0
         for fp, (data, expire_at_ms) in alerts.items():
-            key = self._alert_key(fp)
-            pipe.set(key, orjson.dumps(data))
-            pipe.pexpireat(key, expire_at_ms + _ALERT_RETENTION_MS)
+            pipe.set(
+                self._alert_key(fp), orjson.dumps(data), pxat=expire_at_ms + _ALERT_RETENTION_MS
+            )
+            latest = max(latest, expire_at_ms + _ALERT_RETENTION_MS)
         for group in groups:
-            key = f"{self._p}g:{group.gid}"
-            for field, value in group.to_redis().items():
-                pipe.hsetnx(key, field, value)  # a concurrent creator may have been first
-            pipe.zadd(self._sched, {group.gid: group.next_tick_ns // 1_000_000}, nx=True)
+            # One script per group: created with all its fields only if missing (a concurrent
+            # creator, or the collector having just removed it), scheduled only if unscheduled.
+            fields = [item for pair in group.to_redis().items() for item in pair]
+            await self._ensure_group(
+                keys=[f"{self._p}g:{group.gid}", self._sched],
+                args=[group.gid, group.next_tick_ns // 1_000_000, *fields],
+                client=pipe,
+            )
         for gid, fps in members.items():
             pipe.sadd(f"{self._p}m:{gid}", *fps)
         for gid, tick_ns in early.items():
             pipe.zadd(self._sched, {gid: tick_ns // 1_000_000}, lt=True)
         for key, fps in inhibition_sources.items():
-            pipe.sadd(f"{self._p}i:{key}", *fps)
+            index = f"{self._p}i:{key}"
+            pipe.sadd(index, *fps)
+            # The index lives as long as its longest-lived source; members whose alert expired
+            # are dropped when a flush finds them gone.
+            pipe.pexpireat(index, latest, nx=True)
+            pipe.pexpireat(index, latest, gt=True)
         await pipe.execute()
 
     # -- flushing ---------------------------------------------------------------------------
@@ -243,6 +256,15 @@ class RouterStore:
         if gone:
             await self.redis.srem(f"{self._p}m:{gid}", *gone)
 
+    async def forget_sources(self, gone: Mapping[str, Iterable[str]]) -> None:
+        """Drop index members whose alert has expired."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, fps in gone.items():
+            members = list(fps)
+            if members:
+                pipe.srem(f"{self._p}i:{key}", *members)
+        await pipe.execute()
+
     async def inhibition_sources(self, keys: Sequence[str]) -> dict[str, list[str]]:
         """Source fingerprints for each index key."""
         if not keys:
@@ -258,6 +280,14 @@ class RouterStore:
         return bool(await self.redis.set(f"{self._p}d:{digest}", b"1", nx=True, px=ttl_ms))
 
 
+# Create a group's hash (every field) and schedule only when it does not exist yet.
+_ENSURE_GROUP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+return 1
+"""
 # Delete a group if it has no member, atomically with respect to a batch adding one.
 _COLLECT = """
 redis.call('SREM', KEYS[4], ARGV[1])

@@ -212,3 +212,52 @@ async def test_redis_dispatcher_matches_the_simulator(seed: int, redis: aioredis
     # Within one tick instant the order of groups is not defined (Alertmanager runs them
     # concurrently): compare each instant's notifications as a sorted list.
     assert sorted(summary(n) for n in ours) == sorted(summary(n) for n in theirs)
+
+
+async def test_inhibition_survives_a_reload_that_reorders_rules(redis: aioredis.Redis) -> None:
+    """The inhibition index is keyed by each rule's content, not its position in the list."""
+    base = """
+route: {receiver: r, group_by: [alertname], group_wait: 0s, group_interval: 5s}
+inhibit_rules:
+%s  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+receivers: [{name: r, webhook_configs: [{url: "http://h/1"}]}]
+"""
+    clock = Clock()
+    prefix = f"reload:{uuid.uuid4().hex[:8]}:"
+    outbox = Outbox()
+    dispatcher = Dispatcher(
+        loads(base % ""),
+        RouterStore(redis, prefix=prefix + "router:"),
+        RedisNflog(redis, "published", prefix=prefix + "nflog:"),
+        outbox,
+        Simulator(loads(base % ""), T0).silencer,
+        new_registry(),
+        clock=clock,
+        owner="test",
+        external_url="http://tocsin",
+        producer_name="test",
+    )
+    try:
+        await dispatcher.receive(
+            [message({"alertname": "Hot", "severity": "critical", "instance": "x"}, T0, None)]
+        )
+        other_rule = "  - source_matchers: ['a=\"b\"']\n    target_matchers: ['c=\"d\"']\n"
+        dispatcher.use_config(loads(base % other_rule))  # the rule moves to position 1
+        clock.now = T0 + S
+        await dispatcher.receive(
+            [
+                message(
+                    {"alertname": "Warm", "severity": "warning", "instance": "x"}, clock.now, None
+                )
+            ]
+        )
+        await dispatcher.flush_due(lease_ms=5000)
+    finally:
+        async for key in redis.scan_iter(match=f"{prefix}*"):
+            await redis.delete(key)
+    groups = {d["groupKey"] for t, d in outbox.sent if t.startswith("notifications.")}
+    decisions = [d for t, d in outbox.sent if t == "alerts.decisions"]
+    assert groups == {'{}:{alertname="Hot"}'}
+    assert [(d["labels"]["alertname"], d["decision"]) for d in decisions] == [("Warm", "inhibited")]
