@@ -7,14 +7,17 @@ log then applies Alertmanager's dedup rule, so an unchanged group is not sent ag
 repeat_interval even if the router published it twice.
 
 What remains: a sender that dies after the provider accepted the message but before marking it
-sent leaves a claim that expires, and the copy is sent again: at most one duplicate, within
-`claim_ttl` of a crash. No provider API offers a way to close that window for every channel
+sent leaves a claim that expires, and the copy is sent again: at most one duplicate per
+notification the dead worker had in flight (its per-receiver concurrency), each carrying the
+same idempotency key. No provider API offers a way to close that window for every channel
 (PagerDuty's dedup_key does close it for PagerDuty).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import uuid
 
 from schemas.nflog import NflogEntry, needs_update, new_entry, nflog_key
 from services.notifiers.job import Job
@@ -49,11 +52,23 @@ class DedupStage:
         return nflog_key(n.groupKey, n.receiver, kind, int(index.rstrip("]") or 0))
 
     async def admit(self, job: Job, now_ns: int) -> bool:
-        """True when this worker should send; sets `job.outcome` when it should not."""
+        """True when this worker should send; sets `job.outcome` when it should not.
+
+        A claim held by another worker is waited on, never taken as delivered: that worker may
+        have died before sending (its partition then comes here, its claim still running), so
+        the copy is sent once the claim is marked sent (skip) or expires (send)."""
         key = self._claim_key(job)
-        if not await self._redis.set(key, b"claimed", nx=True, px=self._claim_ms):
-            job.outcome = "duplicate"  # delivered already, or being delivered right now
-            return False
+        token = job.extra.setdefault("claim", uuid.uuid4().hex).encode()
+        while not await self._redis.set(key, token, nx=True, px=self._claim_ms):
+            holder = await self._redis.get(key)
+            if holder == _SENT:
+                job.outcome = "duplicate"
+                return False
+            if holder == token:
+                break  # our own claim, from an attempt that failed before sending
+            if holder is not None:
+                wait = await self._redis.pttl(key)
+                await asyncio.sleep(min(max(wait, 50), 1000) / 1000)
         n = job.notification
         entries = await self._nflog.get_many([self._log_key(job)], now_ns)
         entry: NflogEntry | None = entries.get(self._log_key(job))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -201,11 +202,12 @@ class NotifierService:
             await self._consumer.commit(offsets)
 
     async def _handle(self, tp: TopicPartition, offset: int, value: bytes) -> None:
+        claim = uuid.uuid4().hex  # the same across retries: our own claim is ours
         try:
             wait = 0.5
             while True:
                 try:
-                    await self.deliver(tp.topic, value)
+                    await self.deliver(tp.topic, value, claim=claim)
                     break
                 except Exception:  # noqa: BLE001 - Redis or the broker away: try again
                     _log.exception("deliver_failed", topic=tp.topic, offset=offset)
@@ -217,7 +219,7 @@ class NotifierService:
             self._slots.release()
         self._offsets.end(tp, offset)
 
-    async def deliver(self, topic: str, value: bytes) -> str:
+    async def deliver(self, topic: str, value: bytes, claim: str | None = None) -> str:
         """Run one message through the stages; returns the outcome."""
         record, retry = self._record, self._retry
         if record is None or retry is None:
@@ -232,15 +234,18 @@ class NotifierService:
         if notifier is None:
             notifier = _Unknown()
         job = Job(notification, topic, envelope, notifier, self._clock())
+        if claim is not None:
+            job.extra["claim"] = claim
         if not await self._dedup.admit(job, self._clock()):
             await record.receipt(job, job.outcome, 0)
             return job.outcome
         if await retry.run(job):
-            await self._dedup.delivered(job, self._clock())
+            # Sent: from here on only bookkeeping, retried until it works, never a resend.
+            await _until_done(lambda: self._dedup.delivered(job, self._clock()), self._stopping)
             job.outcome = "delivered"
         else:
-            await record.dead_letter(job)
-            await self._dedup.release(job)
+            await _until_done(lambda: record.dead_letter(job), self._stopping)
+            await _until_done(lambda: self._dedup.release(job), self._stopping)
             job.outcome = "dead-lettered"
         return job.outcome
 
@@ -257,6 +262,21 @@ class NotifierService:
         if self._producer is not None:
             await self._producer.stop()
         await self._http.close()
+
+
+async def _until_done(step: Callable[[], Awaitable[None]], stopping: asyncio.Event) -> None:
+    """Run `step` until it succeeds (Redis or the broker may be away for a while)."""
+    wait = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except Exception:  # logged and retried; the send is not repeated
+            _log.exception("bookkeeping_failed")
+            if stopping.is_set():
+                raise
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 10.0)
 
 
 def build_integrations(

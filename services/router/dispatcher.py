@@ -217,18 +217,29 @@ class Dispatcher:
         if now >= self._next_gc_ns:
             await self.collect_empty_groups()
             self._next_gc_ns = (now // _GC_NS + 1) * _GC_NS
-        due = await self._store.due_groups(now, limit)
-        results = await asyncio.gather(
-            *(self._flush_leased(gid, tick, lease_ms) for gid, tick in due), return_exceptions=True
-        )
         flushed = 0
-        for (gid, _), result in zip(due, results, strict=True):
-            if isinstance(result, BaseException):
-                # This group is retried at the next pass; the others went on regardless.
-                self.flush_failures.inc()
-                _log.error("flush_failed", group=gid, error=f"{type(result).__name__}: {result}")
-            else:
-                flushed += result
+        # Replicas see the same earliest groups: one that finds a page all leased by others
+        # looks at the next page instead of idling (bounded, so a pass stays short).
+        for page in range(8):
+            due = await self._store.due_groups(now, limit, offset=page * limit)
+            results = await asyncio.gather(
+                *(self._flush_leased(gid, tick, lease_ms) for gid, tick in due),
+                return_exceptions=True,
+            )
+            attempted = 0
+            for (gid, _), result in zip(due, results, strict=True):
+                if isinstance(result, BaseException):
+                    # This group is retried at the next pass; the others went on regardless.
+                    self.flush_failures.inc()
+                    attempted += 1
+                    _log.error(
+                        "flush_failed", group=gid, error=f"{type(result).__name__}: {result}"
+                    )
+                else:
+                    flushed += result
+                    attempted += result
+            if attempted or len(due) < limit:
+                break
         return flushed
 
     async def _flush_leased(self, gid: str, tick: int, lease_ms: int) -> int:

@@ -165,12 +165,14 @@ class RouterStore:
 
     # -- flushing ---------------------------------------------------------------------------
 
-    async def due_groups(self, now_ns: int, limit: int = 256) -> list[tuple[str, int]]:
+    async def due_groups(
+        self, now_ns: int, limit: int = 256, offset: int = 0
+    ) -> list[tuple[str, int]]:
         """Groups whose next tick is due, earliest first, with that tick (ns)."""
         rows = cast(
             "list[tuple[bytes, float]]",
             await self.redis.zrangebyscore(
-                self._sched, "-inf", now_ns // 1_000_000, start=0, num=limit, withscores=True
+                self._sched, "-inf", now_ns // 1_000_000, start=offset, num=limit, withscores=True
             ),
         )
         return [(gid.decode(), int(score) * 1_000_000) for gid, score in rows]
