@@ -21,11 +21,11 @@ SECRET_KEYS = {
 CONFIGMAPS = {o["metadata"]["name"] for o in OBJECTS if o["kind"] == "ConfigMap"}
 DRAIN_SECONDS = 10  # services/runtime/lifecycle.py: Lifecycle(drain_timeout=10.0)
 
-# Deployment -> the `tocsin` subcommand it runs; the last three are planned (replicas: 0).
+# Deployment -> the `tocsin` subcommand it runs; the last one is planned (replicas: 0).
 COMMANDS = {
     "tocsin-ingest": ("ingest", False),
-    "tocsin-router": ("router", True),
-    "tocsin-notifiers": ("notifiers", True),
+    "tocsin-router": ("router", False),
+    "tocsin-notifiers": ("notifiers", False),
     "tocsin-remediation": ("remediation", True),
 }
 
