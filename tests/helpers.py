@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -10,8 +11,10 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
@@ -134,3 +137,37 @@ def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@asynccontextmanager
+async def run_alertmanager(
+    executable: str, config: Path, data: Path, *, external_url: str | None = None, path: str = ""
+) -> AsyncIterator[str]:
+    """The real Alertmanager alone (no cluster) on a free loopback port until it is ready.
+
+    Yields its URL (with `path`, the route prefix an external URL with a path gives it)."""
+    port = free_port()
+    flags = [f"--web.external-url={external_url}"] if external_url else []
+    proc = await asyncio.create_subprocess_exec(
+        executable, f"--config.file={config}", f"--storage.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+        "--log.level=warn", *flags,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                if proc.returncode is not None:
+                    raise AssertionError(f"alertmanager exited with {proc.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/-/ready") as r:
+                        if r.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("alertmanager did not become ready")
+        yield url
+    finally:
+        proc.terminate()
+        await proc.wait()

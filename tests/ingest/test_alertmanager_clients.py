@@ -12,24 +12,9 @@ import pytest
 
 from services.runtime.embedded import free_port
 from tests.conftest import Ingest, binary
-from tests.helpers import read_alerts, start_ingest
+from tests.helpers import read_alerts, run_alertmanager, start_ingest
 
 pytestmark = pytest.mark.binaries
-
-
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process, within: float = 20) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(int(within * 10)):
-            if proc.returncode is not None:
-                raise AssertionError(f"alertmanager exited with {proc.returncode}")
-            try:
-                async with http.get(f"{url}/-/ready") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("alertmanager did not become ready")
 
 
 @pytest.fixture
@@ -38,7 +23,7 @@ async def alertmanager_to_ingest(
 ) -> AsyncIterator[tuple[str, str]]:
     """Alertmanager whose only receiver is a webhook to an ingest that requires a Bearer token."""
     am = binary("prometheus-alertmanager")
-    ingest_port, am_port = free_port(), free_port()
+    ingest_port = free_port()
     config = tmp_path / "alertmanager.yml"
     config.write_text(
         f"""
@@ -58,26 +43,13 @@ receivers:
             credentials: am-token
 """
     )
-    async with start_ingest(
-        kafka_bootstrap, ingest_port, **{"web.auth.bearer_token": "am-token"}
-    ) as ingest_url:
-        proc = await asyncio.create_subprocess_exec(
-            am,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        am_url = f"http://127.0.0.1:{am_port}"
-        try:
-            await _wait_ready(am_url, proc)
-            yield am_url, ingest_url
-        finally:
-            proc.terminate()
-            await proc.wait()
+    async with (
+        start_ingest(
+            kafka_bootstrap, ingest_port, **{"web.auth.bearer_token": "am-token"}
+        ) as ingest_url,
+        run_alertmanager(am, config, tmp_path / "data") as am_url,
+    ):
+        yield am_url, ingest_url
 
 
 async def test_alertmanager_webhook_delivers_into_kafka(

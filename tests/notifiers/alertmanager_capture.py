@@ -25,6 +25,7 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP
 
 from services.runtime.embedded import free_port
+from tests.helpers import run_alertmanager
 
 CAPTURE_FILE = Path(__file__).parents[1] / "testdata" / "templates" / "alertmanager-0.25.json"
 EXTERNAL_URL = "http://am.example:9093/am"
@@ -251,21 +252,6 @@ async def _sinks() -> AsyncIterator[tuple[int, int, dict[str, dict[str, Any]], _
         await runner.cleanup()
 
 
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            if proc.returncode is not None:
-                raise AssertionError(f"alertmanager exited with {proc.returncode}")
-            try:
-                async with http.get(f"{url}/-/ready") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("alertmanager did not become ready")
-
-
 def _email(raw: bytes) -> tuple[str, dict[str, str]]:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     to = str(message["To"])
@@ -279,16 +265,13 @@ async def capture(alertmanager: str) -> list[dict[str, Any]]:
         async with _sinks() as (http_port, smtp_port, posts, mailbox):
             config = Path(tmp) / "alertmanager.yml"
             config.write_text(_config(http_port, smtp_port))
-            port = free_port()
-            proc = await asyncio.create_subprocess_exec(
-                alertmanager, f"--config.file={config}", f"--storage.path={tmp}/data",
-                f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={EXTERNAL_URL}/",
-                "--cluster.listen-address=", "--log.level=warn",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                url = f"http://127.0.0.1:{port}/am"
-                await _wait_ready(url, proc)
+            async with run_alertmanager(
+                alertmanager,
+                config,
+                Path(tmp) / "data",
+                external_url=f"{EXTERNAL_URL}/",
+                path="/am",
+            ) as url:
                 now = datetime.now(UTC)
                 wanted = len(SCENARIOS)
                 for phase, emails in ((0, wanted), (1, wanted + 1)):
@@ -300,9 +283,6 @@ async def capture(alertmanager: str) -> list[dict[str, Any]]:
                         if len(posts) >= 3 * wanted and len(mailbox.messages) >= emails:
                             break
                         await asyncio.sleep(0.1)
-            finally:
-                proc.terminate()
-                await proc.wait()
     mails = dict(_email(raw) for raw in mailbox.messages)
     records = []
     for sc in SCENARIOS:

@@ -29,6 +29,7 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP
 
 from services.runtime.embedded import free_port
+from tests.helpers import run_alertmanager
 
 CAPTURE_FILE = (
     Path(__file__).parents[1] / "testdata" / "notifiers" / "alertmanager-0.25-integrations.json"
@@ -244,37 +245,15 @@ def _timestamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
 
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            if proc.returncode is not None:
-                raise AssertionError(f"alertmanager exited with {proc.returncode}")
-            try:
-                async with http.get(f"{url}/-/ready") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("alertmanager did not become ready")
-
-
 async def capture(alertmanager: str) -> dict[str, Any]:
     """Run Alertmanager; what each integration received, firing then resolved."""
     with tempfile.TemporaryDirectory() as tmp:
         async with _sinks(Path(tmp)) as (http_port, smtp_port, proxy_port, posts, mailbox):
             config = Path(tmp) / "alertmanager.yml"
             config.write_text(_config(http_port, smtp_port, proxy_port))
-            port = free_port()
-            proc = await asyncio.create_subprocess_exec(
-                alertmanager, f"--config.file={config}", f"--storage.path={tmp}/data",
-                f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={EXTERNAL_URL}/",
-                "--cluster.listen-address=", "--log.level=warn",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                url = f"http://127.0.0.1:{port}"
-                await _wait_ready(url, proc)
+            async with run_alertmanager(
+                alertmanager, config, Path(tmp) / "data", external_url=f"{EXTERNAL_URL}/"
+            ) as url:
                 now = datetime.now(UTC)
                 for phase in (1, 2):
                     body = [
@@ -294,9 +273,6 @@ async def capture(alertmanager: str) -> dict[str, Any]:
                         ):
                             break
                         await asyncio.sleep(0.05)
-            finally:
-                proc.terminate()
-                await proc.wait()
     return {
         "webhook": [json.loads(p["body"]) for p in posts.get("webhook", [])],
         "slack": posts.get("slack", []),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from services.runtime.kafka import KafkaFactory
 from services.runtime.metrics import new_registry
 from services.runtime.settings import load_settings
 from tests.conftest import binary
+from tests.helpers import run_alertmanager
 
 pytestmark = pytest.mark.binaries
 
@@ -139,33 +139,6 @@ async def recorder() -> AsyncIterator[Recorder]:
 
 
 @contextlib.asynccontextmanager
-async def run_alertmanager(config: Path, data: Path) -> AsyncIterator[str]:
-    """The real Alertmanager 0.25, alone (no cluster), on a free loopback port; yields its URL."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        binary("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-        f"--web.external-url={EXTERNAL_URL}",
-        "--log.level=warn", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/-/ready") as r:
-                        if r.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("Alertmanager did not become ready")
-        yield url
-    finally:
-        proc.terminate()
-        await proc.wait()
-
-
-@contextlib.asynccontextmanager
 async def run_tocsin(config: Path, run: str, bootstrap: str) -> AsyncIterator[str]:
     """Ingest, router and notifiers in one process (as `tocsin run`); yields the URL."""
     port = free_port()
@@ -211,7 +184,12 @@ async def pair(kafka_bootstrap: str, recorder: Recorder, tmp_path: Path) -> Asyn
     config.write_text(CONFIG.format(run=run, hook=recorder.url))
     receivers = tuple(f"{name}-{run}" for name in ("team", "pager", "ops", "quiet"))
     async with (
-        run_alertmanager(config, tmp_path / "am-data") as am_url,
+        run_alertmanager(
+            binary("prometheus-alertmanager"),
+            config,
+            tmp_path / "am-data",
+            external_url=EXTERNAL_URL,
+        ) as am_url,  # fmt: skip
         run_tocsin(config, run, kafka_bootstrap) as tocsin_url,
         aiohttp.ClientSession() as http,
     ):
