@@ -70,8 +70,8 @@ class DedupStage:
                 wait = await self._redis.pttl(key)
                 await asyncio.sleep(min(max(wait, 50), 1000) / 1000)
         n = job.notification
-        entries = await self._nflog.get_many([self._log_key(job)], now_ns)
-        entry: NflogEntry | None = entries.get(self._log_key(job))
+        log_key = self._log_key(job)
+        entry: NflogEntry | None = (await self._nflog.get_many([log_key], now_ns)).get(log_key)
         firing = {int(h) for h in n.firingHashes}
         resolved = {int(h) for h in n.resolvedHashes}
         if entry is not None and not needs_update(

@@ -42,7 +42,7 @@ class HttpSender:
     def __init__(self, timeout: float = 10.0) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._ssl: dict[int, ssl.SSLContext | bool] = {}
+        self._ssl: dict[tuple[str, str, str, bool], ssl.SSLContext] = {}
 
     async def close(self) -> None:
         """Close the pool."""
@@ -63,7 +63,9 @@ class HttpSender:
         tls = config.tls_config
         if not (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
             return True
-        key = id(config)
+        # By the settings, not the object: a reloaded config reuses the context, and a freed
+        # config's id() can never hand its context to another one.
+        key = (tls.ca_file, tls.cert_file, tls.key_file, tls.insecure_skip_verify)
         if key not in self._ssl:
             context = ssl.create_default_context(cafile=tls.ca_file or None)
             if tls.cert_file:
