@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from schemas.alert import Alert
 from schemas.group import DeadLetter, Decision, Notification, Receipt
+from schemas.remediation_flow import AuditRecord, RemediationRequest
 
 __all__ = [
     "ALERTS",
@@ -18,6 +19,8 @@ __all__ = [
     "FIXED_TOPICS",
     "NOTIFICATIONS",
     "RECEIPTS",
+    "REMEDIATION_AUDIT",
+    "REMEDIATION_REQUESTS",
     "TOPICS",
     "Topic",
     "notifications_topic",
@@ -84,10 +87,34 @@ DLQ = Topic(
     "with the reason and the original message; `tocsin dlq redrive` puts them back.",
 )
 
+REMEDIATION_REQUESTS = Topic(
+    name="remediation.requests",
+    slug="remediation.requests",
+    key="alert fingerprint",
+    schema="tocsin.remediation-request/v1",
+    model=RemediationRequest,
+    description="Every alert update (firing or resolved) matching a remediation rule, as the "
+    "router received it; the remediation service consumes it.",
+)
+
+REMEDIATION_AUDIT = Topic(
+    name="remediation.audit",
+    slug="remediation.audit",
+    key="remediation id (or the rule name for records about no single remediation)",
+    schema="tocsin.remediation-audit/v1",
+    model=AuditRecord,
+    description="The append-only audit trail of remediation: every decision and action "
+    "(requested, approved by whom, rejected, started, result, verified, reverted, circuit opened).",
+)
+
 #: Every topic, for documentation and JSON Schema generation.
-TOPICS: tuple[Topic, ...] = (ALERTS, NOTIFICATIONS, DECISIONS, RECEIPTS, DLQ)
+TOPICS: tuple[Topic, ...] = (
+    ALERTS, NOTIFICATIONS, DECISIONS, RECEIPTS, DLQ, REMEDIATION_REQUESTS, REMEDIATION_AUDIT,
+)  # fmt: skip
 #: The topics with a fixed name, created at start-up.
-FIXED_TOPICS: tuple[Topic, ...] = (ALERTS, DECISIONS, RECEIPTS, DLQ)
+FIXED_TOPICS: tuple[Topic, ...] = (
+    ALERTS, DECISIONS, RECEIPTS, DLQ, REMEDIATION_REQUESTS, REMEDIATION_AUDIT,
+)  # fmt: skip
 
 
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]+")

@@ -29,6 +29,7 @@ __all__ = [
     "LogSettings",
     "NotifierSettings",
     "RedisSettings",
+    "RemediationSettings",
     "RouterSettings",
     "Settings",
     "SettingsError",
@@ -161,6 +162,26 @@ class NotifierSettings(_Section):
     )
 
 
+class RemediationSettings(_Section):
+    """The remediation service and the router's remediation requests."""
+
+    policy_file: Path | None = Field(
+        None, description="remediation rules (targets, rules, limits); unset: no remediation"
+    )
+    group_id: str = Field(
+        "tocsin-remediation", description="Kafka consumer group of the remediation workers"
+    )
+    approval_ttl: float = Field(
+        900.0, gt=0, description="seconds an approval may wait before it expires"
+    )
+    audit_dsn: SecretStr | None = Field(
+        None, description="PostgreSQL DSN of the audit table; unset: audit on Kafka only"
+    )
+    check_interval: float = Field(
+        5.0, gt=0, description="seconds between looks for expired approvals and due reverts"
+    )
+
+
 class ConfigSettings(_Section):
     """The alertmanager.yml-compatible routing configuration."""
 
@@ -191,6 +212,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
     config: ConfigSettings = Field(default_factory=ConfigSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
