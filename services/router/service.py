@@ -25,9 +25,11 @@ from pydantic import ValidationError
 from schemas.alert import Alert
 from schemas.config import Config, ConfigError, load
 from schemas.envelope import Envelope, producer_id
+from schemas.remediation import Policy, load_policy
 from schemas.topics import ALERTS, FIXED_TOPICS, notifications_topic
 from services.router.api import RouterAPI
 from services.router.dispatcher import Dispatcher
+from services.router.remediation_tap import RemediationTap
 from services.router.silence_store import SilenceStore
 from services.router.store import RouterStore
 from services.runtime.auth import Authenticator
@@ -75,6 +77,7 @@ class RouterService:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.dispatcher: Dispatcher | None = None
+        self.remediation: RemediationTap | None = None
         self._reloads = Counter(
             "tocsin_router_config_reloads_total", "Config reloads by outcome.", ["outcome"],
             registry=registry,
@@ -99,6 +102,7 @@ class RouterService:
     async def start(self) -> None:
         """Load the config, connect, create the receivers' topics, start both loops."""
         config = load(self._config_path)
+        policy = self._load_policy()
         await self._ensure_topics(config)
         self._producer = self._kafka.producer("router")
         await self._producer.start()
@@ -117,6 +121,7 @@ class RouterService:
             external_url=self.external_url,
             producer_name=producer_id("router"),
         )
+        self._use_policy(policy)
         self._reload_ok.set(1)
         group = self._settings.router.group_id
         self._consumer = consumer = self._kafka.consumer("router", group, [ALERTS.name])
@@ -126,6 +131,24 @@ class RouterService:
             asyncio.create_task(self._flush(dispatcher), name="router-flush"),
         ]
         _log.info("router_started", config=str(self._config_path), receivers=len(config.receivers))
+
+    def _use_policy(self, policy: Policy | None) -> None:
+        if policy is None or self._producer is None:
+            self.remediation = None
+        elif self.remediation is None:
+            self.remediation = RemediationTap(
+                policy,
+                self._producer,
+                self.silences,
+                producer_name=producer_id("router"),
+                clock=self._clock,
+            )
+        else:
+            self.remediation.policy = policy
+
+    def _load_policy(self) -> Policy | None:
+        path = self._settings.remediation.policy_file
+        return None if path is None else load_policy(path)
 
     async def _ensure_topics(self, config: Config) -> None:
         names = [t.name for t in FIXED_TOPICS]
@@ -138,6 +161,7 @@ class RouterService:
         Returns the error text, or None on success."""
         try:
             config = load(self._config_path)
+            policy = self._load_policy()
             await self._ensure_topics(config)
         except ConfigError as exc:
             self._reloads.labels("failure").inc()
@@ -147,6 +171,7 @@ class RouterService:
         if self.dispatcher is None:
             return "the router is not started"
         self.dispatcher.use_config(config)
+        self._use_policy(policy)
         self._reloads.labels("success").inc()
         self._reload_ok.set(1)
         _log.info("config_reloaded", config=str(self._config_path))
@@ -169,6 +194,10 @@ class RouterService:
                 continue
             try:
                 await dispatcher.receive(alerts)
+                if self.remediation is not None:
+                    await self.remediation.publish(
+                        alerts, dispatcher.config.global_.resolve_timeout
+                    )
                 await consumer.commit()  # only after the state is written: at-least-once
             except Exception:  # noqa: BLE001 - Redis or the broker away: retry the same batch
                 _log.exception("receive_failed", alerts=len(alerts))
