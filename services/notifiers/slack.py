@@ -33,6 +33,7 @@ from schemas.group import Notification
 from services.notifiers.errors import NotifyError, Reason
 from services.notifiers.gojson import dumps
 from services.notifiers.http import HttpSender
+from services.notifiers.remediation_hints import PendingHints, approval_text
 from services.notifiers.template import Data, TemplateError, TemplateSet, template_data
 from services.notifiers.template.gofmt import go_quote
 
@@ -165,10 +166,17 @@ def _read_url(path: str) -> str:
 class SlackNotifier:
     """One `slack_configs` entry."""
 
-    def __init__(self, config: SlackConfig, http: HttpSender, templates: TemplateSet) -> None:
+    def __init__(
+        self,
+        config: SlackConfig,
+        http: HttpSender,
+        templates: TemplateSet,
+        hints: PendingHints | None = None,
+    ) -> None:
         self._config = config
         self._http = http
         self._templates = templates
+        self._hints = hints
 
     def __repr__(self) -> str:
         return "SlackNotifier()"
@@ -184,6 +192,8 @@ class SlackNotifier:
             notification.externalURL,
         )
         request = _request(config, self._templates, data)
+        if self._hints is not None:
+            await self._add_approval_hint(request, notification)
         body = dumps(request, newline=True)
         # The channel names the target in errors, as Alertmanager's `channel "#x": ...`.
         where = f"channel {go_quote(request.get('channel', ''))}"
@@ -207,3 +217,26 @@ class SlackNotifier:
         if error in _RETRYABLE_API_ERRORS:
             raise NotifyError(Reason.SERVER_ERROR, message, retryable=True, status=status)
         raise NotifyError(Reason.CLIENT_ERROR, message, retryable=False, status=status)
+
+    async def _add_approval_hint(self, request: dict[str, Any], notification: Notification) -> None:
+        """Append an attachment naming the remediations waiting for approval, if any.
+
+        Without pending remediations the body stays Alertmanager's byte for byte. A Redis error
+        only costs the hint: the page itself matters more."""
+        assert self._hints is not None
+        try:
+            hints = await self._hints.for_notification(notification)
+        except Exception:  # noqa: BLE001 - the hint is an extra; never fail a page for it
+            return
+        if not hints:
+            return
+        text = approval_text(hints, notification.externalURL)
+        request["attachments"].append(
+            {
+                "title": "Remediation waiting for approval",
+                "text": text,
+                "fallback": f"{len(hints)} remediation(s) waiting for approval",
+                "color": "#439FE0",
+                "mrkdwn_in": ["text"],
+            }
+        )
