@@ -30,7 +30,7 @@ run: $(STAMP)
 
 # The Debian packages the tests use as oracles and clients (Alertmanager, amtool, promtool, wrk).
 system-deps:
-	@missing=""; for b in prometheus-alertmanager amtool promtool wrk; do \
+	@missing=""; for b in prometheus-alertmanager amtool promtool prometheus wrk; do \
 	  command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
