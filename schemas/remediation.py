@@ -33,13 +33,20 @@ from schemas.config.matchers import Matcher, MatcherError, matches_all, parse_ma
 __all__ = [
     "ActionName",
     "ActionResult",
-    "AppAgentParams",
     "AppTarget",
     "CacheFlushParams",
     "CacheFlushResult",
+    "CacheFlushRule",
     "GlobalLimits",
+    "GpuDeviceMemory",
+    "GpuEmptyCacheParams",
+    "GpuEmptyCacheResult",
+    "GpuEmptyCacheRule",
     "Mode",
     "Policy",
+    "PoolResizeParams",
+    "PoolResizeResult",
+    "PoolResizeRule",
     "PostgresTarget",
     "RedisTarget",
     "Rule",
@@ -49,6 +56,7 @@ __all__ = [
     "TemporaryEvictionPolicy",
     "TerminateIdleParams",
     "TerminateIdleResult",
+    "TerminateIdleRule",
     "TerminatedSession",
     "load_policy",
 ]
@@ -168,10 +176,57 @@ class PostgresTarget(_Model):
     dsn: PostgresDsn
 
 
-class AppTarget(_Model):
-    """An application whose agent (not built yet) performs `app.*` and `gpu.*` actions."""
+def _agent_url(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # pydantic reports the wrong type
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("scheme must be one of http, https")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (use secret or secret_file)")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("invalid port") from None
+    return value
 
-    agent: str = Field(min_length=1, description="the agent's name in the agent registry")
+
+AgentUrl = Annotated[str, BeforeValidator(_agent_url)]
+
+
+class AppTarget(_Model):
+    """An application running the Tocsin agent, which performs `app.*` and `gpu.*` actions.
+
+    Requests are signed with a shared secret, given inline or (better) as a file read on use.
+    """
+
+    url: AgentUrl = Field(description="the agent's base URL, e.g. http://api:8000/tocsin-agent/")
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    timeout: Seconds = 10.0
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> AppTarget:
+        if (self.secret is None) == (self.secret_file is None):
+            raise ValueError("exactly one of secret, secret_file must be set")
+        if self.secret is not None and not self.secret.get_secret_value():
+            raise _Problems([(("secret",), "must not be empty")])
+        return self
+
+    def secret_bytes(self) -> bytes:
+        """The shared secret, inline or a file's content less its trailing newline."""
+        if self.secret is not None:
+            return self.secret.get_secret_value().encode()
+        if self.secret_file is None:  # unreachable: the validator requires one of the two
+            raise ValueError("no agent secret configured")
+        raw = self.secret_file.read_bytes().rstrip(b"\r\n")
+        if not raw:
+            raise ValueError(f"agent secret file {self.secret_file} is empty")
+        return raw
 
 
 class Targets(_Model):
@@ -242,10 +297,48 @@ class TerminateIdleParams(_Model):
         return self
 
 
-class AppAgentParams(_Model):
-    """`app.pool_resize` / `gpu.empty_cache`: free-form for now; the app agent will define them."""
+class PoolResizeParams(_Model):
+    """`app.pool_resize`: set the app's connection pool size, bounded, and maybe revert it later.
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    The new size is the larger of `current + grow_by` and `size` (whichever are set), clamped to
+    [`min_size`, `max_size`]. With `revert_after`, the previous size is restored after that long
+    unless someone changed the size meanwhile.
+    """
+
+    grow_by: int | None = Field(default=None, ge=1)
+    size: int | None = Field(default=None, ge=1)
+    min_size: int = Field(default=1, ge=1)
+    max_size: int = Field(ge=1)
+    revert_after: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> PoolResizeParams:
+        problems: list[tuple[YamlPath, str]] = []
+        if self.grow_by is None and self.size is None:
+            problems.append(((), "needs at least one of grow_by, size"))
+        if self.min_size > self.max_size:
+            problems.append((("min_size",), f"must not exceed max_size ({self.max_size})"))
+        elif self.size is not None and not self.min_size <= self.size <= self.max_size:
+            problems.append(
+                (
+                    ("size",),
+                    f"must lie between min_size and max_size ({self.min_size}..{self.max_size})",
+                )
+            )
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    def new_size(self, current: int) -> int:
+        """The size to set when the pool's maximum is `current` now."""
+        proposals = [current + self.grow_by] if self.grow_by is not None else []
+        if self.size is not None:
+            proposals.append(self.size)
+        return min(self.max_size, max(self.min_size, *proposals))
+
+
+class GpuEmptyCacheParams(_Model):
+    """`gpu.empty_cache`: no parameters; the app's hook decides what its caches are."""
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -324,14 +417,24 @@ class TerminateIdleRule(_RuleBase):
     params: TerminateIdleParams
 
 
-class AppAgentRule(_RuleBase):
-    """A rule running an action of the app agent (refused until the agent exists)."""
+class PoolResizeRule(_RuleBase):
+    """A rule running `app.pool_resize` through the app's agent."""
 
-    action: Literal[ActionName.APP_POOL_RESIZE, ActionName.GPU_EMPTY_CACHE]
-    params: AppAgentParams = AppAgentParams()
+    action: Literal[ActionName.APP_POOL_RESIZE]
+    params: PoolResizeParams
 
 
-Rule = Annotated[CacheFlushRule | TerminateIdleRule | AppAgentRule, Field(discriminator="action")]
+class GpuEmptyCacheRule(_RuleBase):
+    """A rule running `gpu.empty_cache` through the app's agent."""
+
+    action: Literal[ActionName.GPU_EMPTY_CACHE]
+    params: GpuEmptyCacheParams = GpuEmptyCacheParams()
+
+
+Rule = Annotated[
+    CacheFlushRule | TerminateIdleRule | PoolResizeRule | GpuEmptyCacheRule,
+    Field(discriminator="action"),
+]
 
 
 class Policy(_Model):
@@ -418,7 +521,49 @@ class TerminateIdleResult(_Model):
     remaining: int
 
 
-ActionResult = Annotated[CacheFlushResult | TerminateIdleResult, Field(discriminator="action")]
+class PoolResizeResult(_Model):
+    """What `app.pool_resize` changed, and the pool's utilization (active / max) around it."""
+
+    action: Literal[ActionName.APP_POOL_RESIZE] = ActionName.APP_POOL_RESIZE
+    target: str
+    previous_size: int
+    new_size: int
+    changed: bool
+    active_before: int
+    active_after: int
+    utilization_before: float | None
+    utilization_after: float | None
+    waiting_before: int
+    waiting_after: int
+    revert_at: float | None = Field(default=None, description="clock seconds; None: kept")
+    revert_to: int | None = None
+
+
+class GpuDeviceMemory(_Model):
+    """One CUDA device's allocator figures (bytes) before and after emptying the cache."""
+
+    index: int
+    allocated_before: int
+    allocated_after: int
+    reserved_before: int
+    reserved_after: int
+
+
+class GpuEmptyCacheResult(_Model):
+    """What `gpu.empty_cache` freed; `gpu` False (detail "no GPU") when the app has none."""
+
+    action: Literal[ActionName.GPU_EMPTY_CACHE] = ActionName.GPU_EMPTY_CACHE
+    target: str
+    gpu: bool
+    detail: str
+    devices: list[GpuDeviceMemory] = []
+    bytes_freed: int = Field(default=0, description="reserved bytes before minus after, summed")
+
+
+ActionResult = Annotated[
+    CacheFlushResult | TerminateIdleResult | PoolResizeResult | GpuEmptyCacheResult,
+    Field(discriminator="action"),
+]
 
 
 # --- loading -------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ import pytest
 
 from schemas.config.errors import ConfigError
 from schemas.remediation import (
-    ActionName,
-    AppAgentRule,
+    AppTarget,
     CacheFlushRule,
+    GpuEmptyCacheParams,
+    GpuEmptyCacheRule,
     Mode,
+    PoolResizeParams,
+    PoolResizeRule,
     TerminateIdleRule,
     load_policy,
     parse_policy,
@@ -22,7 +25,7 @@ _DATA = Path(__file__).parent / "testdata"
 
 def test_good_policy_loads() -> None:
     policy = load_policy(_DATA / "good-policy.yml")
-    flush, terminate, gpu = policy.rules
+    flush, terminate, grow, gpu = policy.rules
     assert isinstance(flush, CacheFlushRule)
     assert flush.mode is Mode.AUTO
     assert flush.params.patterns == ["cache:*", "tmp:*"]
@@ -34,9 +37,44 @@ def test_good_policy_loads() -> None:
     assert terminate.params.idle_seconds == 300
     assert terminate.params.state == "idle in transaction"
     assert terminate.limits.max_per_hour_per_target == 3  # the default
-    assert isinstance(gpu, AppAgentRule)
-    assert gpu.action is ActionName.GPU_EMPTY_CACHE
+    assert isinstance(grow, PoolResizeRule)
+    assert grow.params == PoolResizeParams(grow_by=10, max_size=50, revert_after=1800)
+    assert grow.params.min_size == 1
+    assert isinstance(gpu, GpuEmptyCacheRule)
+    assert gpu.params == GpuEmptyCacheParams()
     assert policy.limits.max_concurrent == 2
+    api, trainer = policy.targets.apps["api"], policy.targets.apps["trainer"]
+    assert api.url == "http://api.internal:8000/tocsin-agent/"
+    assert api.secret_file == Path("/run/secrets/api-agent")
+    assert api.timeout == 10
+    assert trainer.secret_bytes() == b"agent-secret"
+    assert trainer.timeout == 5
+
+
+def test_agent_secret_file_is_read_on_use(tmp_path: Path) -> None:
+    secret = tmp_path / "agent-secret"
+    secret.write_bytes(b"from-a-file\n")
+    target = AppTarget(url="http://127.0.0.1:8000/", secret_file=secret)
+    assert target.secret_bytes() == b"from-a-file"
+    secret.write_bytes(b"\n")
+    with pytest.raises(ValueError, match="is empty"):
+        target.secret_bytes()
+
+
+@pytest.mark.parametrize(
+    ("params", "current", "expected"),
+    [
+        pytest.param({"grow_by": 10, "max_size": 50}, 20, 30, id="grow"),
+        pytest.param({"grow_by": 10, "max_size": 25}, 20, 25, id="grow-capped-by-max"),
+        pytest.param({"size": 40, "max_size": 50}, 20, 40, id="size"),
+        pytest.param({"size": 5, "max_size": 50}, 20, 5, id="size-shrinks"),
+        pytest.param({"grow_by": 5, "size": 40, "max_size": 50}, 20, 40, id="both-take-larger"),
+        pytest.param({"grow_by": 5, "size": 10, "max_size": 50}, 20, 25, id="both-grow-larger"),
+        pytest.param({"grow_by": 1, "min_size": 8, "max_size": 50}, 2, 8, id="raised-to-min"),
+    ],
+)
+def test_pool_resize_new_size(params: dict[str, int], current: int, expected: int) -> None:
+    assert PoolResizeParams.model_validate(params).new_size(current) == expected
 
 
 def test_rules_match_and_labels_only_select_configured_targets() -> None:
@@ -55,7 +93,7 @@ def test_rules_match_and_labels_only_select_configured_targets() -> None:
 def test_passwords_do_not_show() -> None:
     policy = load_policy(_DATA / "good-policy.yml")
     shown = repr(policy) + str(policy.model_dump()) + policy.model_dump_json()
-    for secret in ("s3cret", "other-secret", "pg-secret"):
+    for secret in ("s3cret", "other-secret", "pg-secret", "agent-secret"):
         assert secret not in shown
     assert "cache.internal" in shown
     dsn = policy.targets.postgres["main"].dsn
@@ -101,6 +139,31 @@ def test_passwords_do_not_show() -> None:
             "targets.redis.cache.url: scheme must be one of redis, rediss",
             id="bad-url",
         ),
+        pytest.param(
+            "bad-app-url.yml",
+            "targets.apps.api.url: scheme must be one of http, https",
+            id="bad-agent-url",
+        ),
+        pytest.param(
+            "bad-app-two-secrets.yml",
+            "targets.apps.api: exactly one of secret, secret_file must be set",
+            id="two-agent-secrets",
+        ),
+        pytest.param(
+            "bad-pool-size-out-of-bounds.yml",
+            "rules[0].params.size: must lie between min_size and max_size (5..50)",
+            id="pool-size-out-of-bounds",
+        ),
+        pytest.param(
+            "bad-pool-no-max.yml",
+            "rules[0].params.max_size: missing required field",
+            id="pool-without-max",
+        ),
+        pytest.param(
+            "bad-gpu-params.yml",
+            "rules[0].params.device: unknown field",
+            id="gpu-params",
+        ),
     ],
 )
 def test_bad_policy_names_the_path(name: str, expected: str) -> None:
@@ -114,7 +177,7 @@ def test_bad_policy_names_the_path(name: str, expected: str) -> None:
     ("rule", "expected"),
     [
         pytest.param(
-            {"name": "r", "matchers": ['a="b"'], "action": "app.pool_resize"},
+            {"name": "r", "matchers": ['a="b"'], "action": "gpu.empty_cache"},
             "rules[0]: exactly one of target, target_label must be set",
             id="no-target",
         ),
@@ -122,6 +185,28 @@ def test_bad_policy_names_the_path(name: str, expected: str) -> None:
             {"name": "r", "matchers": ['a="b"'], "target": "t"},
             "rules[0].action: missing required field",
             id="no-action",
+        ),
+        pytest.param(
+            {
+                "name": "r",
+                "matchers": ['a="b"'],
+                "action": "app.pool_resize",
+                "target_label": "app",
+                "params": {"max_size": 10},
+            },
+            "rules[0].params: needs at least one of grow_by, size",
+            id="pool-resize-without-size",
+        ),
+        pytest.param(
+            {
+                "name": "r",
+                "matchers": ['a="b"'],
+                "action": "app.pool_resize",
+                "target_label": "app",
+                "params": {"grow_by": 1, "min_size": 20, "max_size": 10},
+            },
+            "rules[0].params.min_size: must not exceed max_size (10)",
+            id="pool-min-over-max",
         ),
         pytest.param(
             {

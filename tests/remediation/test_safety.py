@@ -11,12 +11,10 @@ import redis.asyncio as aioredis
 from schemas.remediation import (
     ActionName,
     ActionResult,
-    AppAgentParams,
     CacheFlushResult,
     GlobalLimits,
     RuleLimits,
 )
-from services.remediation.actions.app_agent import app_agent_action
 from services.remediation.safety import (
     Done,
     Envelope,
@@ -201,16 +199,6 @@ async def test_a_raising_action_is_failed(envelope: Envelope) -> None:
         raise ConnectionError("target down")
 
     assert await _run(envelope, act=broken) == Failed("ConnectionError: target down")
-
-
-async def test_app_agent_actions_are_refused(envelope: Envelope) -> None:
-    async def act() -> ActionResult:
-        return await app_agent_action(ActionName.GPU_EMPTY_CACHE, AppAgentParams(), target="gpu0")
-
-    outcome = await _run(envelope, act=act)
-    assert isinstance(outcome, Refused)
-    assert outcome.reason is RefusalReason.NEEDS_APP_AGENT
-    assert outcome.detail == "gpu.empty_cache on gpu0 needs the app agent (not built yet)"
 
 
 async def test_no_free_slot_is_busy(redis_db: aioredis.Redis, clock: FakeClock) -> None:
