@@ -356,6 +356,21 @@ class DemoApp:
         await self.redis.set(key, digest, ex=60)
         return web.json_response({"id": item_id, "digest": digest, "cached": False})
 
+    async def login(self, request: web.Request) -> web.Response:
+        """The guide's login endpoint, as far as its metrics go: 401 unless demo/demo.
+
+        Failed logins counted here (`http_requests_total{endpoint="/auth/login",status="401"}`)
+        are what the guide's HighFailedLoginRate and CriticalFailedLoginRate rules watch."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        if body.get("username") == "demo" and body.get("password") == "demo":
+            return web.json_response({"token": "demo-token"})
+        return web.json_response({"error": "invalid credentials"}, status=401)
+
     # --- faults --------------------------------------------------------------------------
 
     async def leak_connections(self, request: web.Request) -> web.Response:
@@ -431,6 +446,7 @@ class DemoApp:
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/items/{id}", self.item)
+        app.router.add_post("/auth/login", self.login)
         app.router.add_post("/fault/leak-connections", self.leak_connections)
         app.router.add_post("/fault/fill-cache", self.fill_cache)
         app.router.add_post("/fault/hold-gpu", self.hold_gpu)

@@ -284,3 +284,17 @@ async def test_the_agent_resizes_the_pool(demo: Demo, redis_13: aioredis.Redis) 
         assert (gpu.gpu, gpu.detail) == (False, "no GPU")
     cleared = await _post(demo.url + "/fault/clear")
     assert cleared["released"] == 5
+
+
+async def test_failed_logins_are_counted_for_the_security_rules(demo: Demo) -> None:
+    async with aiohttp.ClientSession() as session:
+        for password in ("wrong", "wrong", "demo"):
+            body = {"username": "demo", "password": password}
+            async with session.post(demo.url + "/auth/login", json=body) as resp:
+                assert resp.status == (200 if password == "demo" else 401)
+        async with session.post(demo.url + "/auth/login", data=b"not json") as resp:
+            assert resp.status == 400
+    metrics = await _metrics(demo)
+    login = (("endpoint", "/auth/login"), ("method", "POST"))
+    assert metrics[("http_requests_total", (*login, ("status", "401")))] == 2
+    assert metrics[("http_requests_total", (*login, ("status", "200")))] == 1
