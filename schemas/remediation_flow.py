@@ -97,6 +97,7 @@ class AuditEvent(enum.StrEnum):
     VERIFIED = "verified"  # detail.improved: whether the re-measured condition got better
     REVERTED = "reverted"
     CIRCUIT_OPENED = "circuit_opened"
+    CIRCUIT_RESET = "circuit_reset"
 
 
 class AuditRecord(_Model):

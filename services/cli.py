@@ -18,7 +18,9 @@ from aiokafka.errors import KafkaError, UnknownError
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from schemas.config.errors import ConfigError
 from services import __version__, config_commands
+from services.remediation.commands import add_client_commands
 from services.runtime.auth import Authenticator
 from services.runtime.embedded import ChildProcess, EmbeddedError, EmbeddedKafka, EmbeddedRedis
 from services.runtime.health import HealthRegistry
@@ -86,8 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run every service in one process (embedded Kafka and Redis unless configured)",
-        description="Run every built service in one process: ingest, and the router and "
-        "notifiers when --config.file names an alertmanager.yml. Without "
+        description="Run every built service in one process: ingest, the router and "
+        "notifiers when --config.file names an alertmanager.yml, and the remediation service "
+        "when --remediation.policy-file names a policy. Without "
         "TOCSIN_KAFKA__BOOTSTRAP_SERVERS an embedded Kafka-protocol broker is started, without "
         "TOCSIN_REDIS__URL an embedded Redis; both stop with Tocsin.",
     )
@@ -117,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
         "dead-letter topic, receipts and no double sends. Run as many as you like.",
     )
     _add_settings_flags(notifiers)
+    remediation = commands.add_parser(
+        "remediation",
+        help="run the remediation service (needs --remediation.policy-file), or talk to it",
+        description="Without a COMMAND: consume remediation.requests and run the policy's "
+        "actions inside the safety envelope (auto), wait for an approval (approval) or record "
+        "what would be done (dry-run); serve the approval API (/api/v1/remediations) and write "
+        "the audit trail (remediation.audit, and PostgreSQL with --remediation.audit-dsn). "
+        "With a COMMAND: list, show, approve or reject remediations, or reset the circuit, "
+        "through that API (--remediation.url).",
+    )
+    _add_settings_flags(remediation)
+    add_client_commands(remediation)
     dlq = commands.add_parser(
         "dlq",
         help="list or redrive dead-lettered notifications (needs a real Kafka)",
@@ -245,8 +260,11 @@ async def _start(
     configured = command == "run" and settings.config.file is not None
     routing = command == "router" or configured
     notifying = command == "notifiers" or configured
+    remediating = command == "remediation" or (
+        command == "run" and settings.remediation.policy_file is not None
+    )
     bootstrap, embedded_kafka, redis_url, info = await _infrastructure(
-        stack, settings, health, redis=command == "run" or routing or notifying
+        stack, settings, health, redis=command == "run" or routing or notifying or remediating
     )
     factory = KafkaFactory(settings.kafka, bootstrap, embedded=embedded_kafka or worker)
     if not worker:
@@ -260,14 +278,22 @@ async def _start(
         # Started before the router, stopped after it: its last notifications still go out.
         await _start_notifiers(stack, settings, factory, redis_url, registry)
         info.append(("notifiers", "webhook delivery (email, Slack, PagerDuty: coming)"))
+    if remediating and not worker and redis_url is not None:
+        # Started before the router, stopped after it: the router feeds it requests.
+        remediation = await _start_remediation(stack, settings, factory, redis_url, registry)
+        api_routes += remediation.api(auth).routes()
+        rules = len(remediation.policy.rules)
+        info.append(("remediation", f"{settings.remediation.policy_file} ({rules} rules)"))
+    elif command == "run":
+        info.append(("remediation", "off: no --remediation.policy-file given"))
     if routing and not worker and redis_url is not None:
         router = await _start_router(stack, settings, factory, redis_url, registry, lifecycle)
-        api_routes = router.api(auth).routes()
+        api_routes += router.api(auth).routes()
         receivers = len(router.config.receivers)
         info.append(("router", f"{settings.config.file} ({receivers} receivers)"))
     elif command == "run":
         info.append(("router", "off: no --config.file (alertmanager.yml) given"))
-    if command in ("router", "notifiers"):
+    if command in ("router", "notifiers", "remediation"):
         await _serve_api(stack, settings, registry, health, api_routes)
         return [
             *info,
@@ -326,6 +352,20 @@ async def _start_notifiers(
     notifiers = NotifierService(settings, factory, redis, registry)
     await notifiers.start()
     stack.push_async_callback(notifiers.stop)
+
+
+async def _start_remediation(
+    stack: AsyncExitStack, settings: Settings, factory: KafkaFactory, redis_url: str, registry: Any
+) -> Any:
+    from services.remediation.service import RemediationService
+    from services.runtime.redis import connect
+
+    redis = connect(redis_url, name="tocsin-remediation")
+    stack.push_async_callback(redis.aclose)
+    remediation = RemediationService(settings, factory, redis, registry)
+    await remediation.start()
+    stack.push_async_callback(remediation.stop)
+    return remediation
 
 
 async def _start_router(
@@ -396,10 +436,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dlq_main(args)
     if args.command == "notify":
         return _notify_main(args)
+    if args.command == "remediation" and args.remediation_command is not None:
+        from services.remediation.commands import run_command
+
+        return asyncio.run(run_command(args))
     try:
         settings = _settings_from(args)
     except SettingsError as exc:
         print(f"tocsin: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    if args.command == "remediation" and settings.remediation.policy_file is None:
+        print("tocsin: remediation needs --remediation.policy-file", file=sys.stderr)
         return 2
     configure_logging(settings.log.level, settings.log.format)
     passthrough = [a for a in argv[1:] if a != _WORKER_FLAG]
@@ -412,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(runner(_serve(args.command, settings, passthrough, args.worker)))
     except EmbeddedError as exc:
         print(f"tocsin: could not start an embedded service: {exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"tocsin: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
     except KafkaError as exc:
         hint = ""

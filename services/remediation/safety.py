@@ -69,6 +69,7 @@ class Refused:
     reason: RefusalReason
     detail: str
     status: Literal["refused"] = "refused"
+    scope: str = ""  # for RATE_LIMITED: the window that is full ("global", "target <name>")
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ class Envelope:
             _, limit, scope = windows[full - 1]
             reason = f"max {limit} runs per hour reached ({scope})"
             await self.open_circuit(reason)
-            return Refused(RefusalReason.RATE_LIMITED, reason)
+            return Refused(RefusalReason.RATE_LIMITED, reason, scope=scope)
         return None
 
     @staticmethod
