@@ -43,8 +43,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import yaml
 from aiohttp import web
 
@@ -56,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 DEMO_APP = DEPLOY / "demo-app" / "demo_app.py"
 APP_NAME = "demo-app"
+APP_ROLE = "tocsin_demo_app"
 POOL_SIZE = 10
 FOR_AT_MOST = 5.0  # seconds: each rule's `for` in the demo copy
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -108,8 +111,15 @@ class _SmtpHandler:
 
 
 def _text_part(message: Any) -> str:
-    part = message.get_body(preferencelist=("plain", "html"))
-    return "" if part is None else str(part.get_content())
+    """The plain-text body, else the HTML body's <title> (Alertmanager's default email)."""
+    part = message.get_body(preferencelist=("plain",))
+    if part is not None and str(part.get_content()).strip():
+        return str(part.get_content())
+    html = message.get_body(preferencelist=("html",))
+    if html is None:
+        return ""
+    title = re.search(r"<title>(.*?)</title>", str(html.get_content()), re.S)
+    return f"(HTML) {title[1].strip()}" if title else "(HTML)"
 
 
 @asynccontextmanager
@@ -292,6 +302,26 @@ def remediation_policy(options: DemoOptions, ports: Ports, secret_file: Path) ->
     }
 
 
+async def app_role_dsn(admin_dsn: str) -> str:
+    """Create (if missing) the demo app's login role and return its DSN.
+
+    The app must not connect as a superuser: `postgres.terminate_idle` never ends superuser
+    sessions. The role gets no password, so this suits trust (or peer) authentication, as on
+    the machines the demo targets; elsewhere pass `--pg-dsn` of a role that may create roles.
+    """
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE)
+        if not exists:
+            await conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
+    finally:
+        await conn.close()
+    parts = urlsplit(admin_dsn)
+    host = parts.hostname or "127.0.0.1"
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{APP_ROLE}@{host}{port}", parts.path, parts.query, ""))
+
+
 # --- processes -------------------------------------------------------------------------------
 
 
@@ -443,10 +473,11 @@ class Demo:
         await self.procs.start(
             "demo-app", sys.executable, str(DEMO_APP),
             "--listen", f"127.0.0.1:{self.ports.app}",
-            "--pg-dsn", self.options.pg_dsn,
+            "--pg-dsn", await app_role_dsn(self.options.pg_dsn),
             "--redis-url", self.options.redis_url,
             "--pool-size", str(POOL_SIZE),
             "--application-name", APP_NAME,
+            "--redis-memory-budget", str(1 << 30),  # RedisMemoryHigh stays quiet in this story
             "--agent-secret-file", str(secret_file),
         )  # fmt: skip
         health = await self.until(
@@ -618,6 +649,69 @@ class Demo:
         )
         self.say(f'resolved email to {", ".join(resolved[0]["to"])}: "{resolved[0]["subject"]}"')
 
+    async def security_story(self) -> None:
+        """Failed logins -> CriticalFailedLoginRate -> Slack, PagerDuty webhook and email."""
+        alert = "CriticalFailedLoginRate"
+        attack = asyncio.create_task(self._failed_logins(per_second=120))
+        try:
+            self.say("fault: 120 failed logins per second on the demo app's /auth/login")
+            fired = await self.until(
+                f"Prometheus firing {alert}", lambda: self.prometheus_alert(alert)
+            )
+            self.say(
+                f"Prometheus: {alert} firing ({float(fired['value']):.0f} failed logins/s, "
+                f"severity {fired['labels'].get('severity')}, "
+                f"category {fired['labels'].get('category')})"
+            )
+            groups = await self.until(f"Tocsin routing {alert}", lambda: self.tocsin_group(alert))
+            receivers = sorted({receiver for receiver, _ in groups})
+            self.say(f"Alertmanager -> Tocsin: {alert} grouped for {', '.join(receivers)}")
+            slack = await self.until(
+                "Slack message in #security-critical",
+                lambda: [
+                    m for m in self.recorded.slack if m.get("channel") == "#security-critical"
+                ],
+            )
+            attachment = slack[0]["attachments"][0]
+            self.say(
+                f'Slack #security-critical: "{attachment.get("title")}"',
+                attachment.get("text", ""),
+            )
+            page = await self.until(
+                "PagerDuty webhook",
+                lambda: [
+                    m
+                    for m in self.recorded.pagerduty
+                    if m.get("commonLabels", {}).get("alertname") == alert
+                ],
+            )
+            self.say(
+                f"PagerDuty webhook: {page[0]['status']} group {page[0]['groupKey']} "
+                f"({len(page[0]['alerts'])} alert)"
+            )
+            subject = f"[CRITICAL SECURITY] {alert}"
+            mail = (await self.until(f"email {subject!r}", lambda: self.emails(subject)))[0]
+            self.say(f'email to {", ".join(mail["to"])}: "{mail["subject"]}"')
+        finally:
+            attack.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await attack
+
+    async def _failed_logins(self, per_second: int) -> None:
+        assert self.http is not None
+        body = {"username": "admin", "password": "guess"}
+        while True:
+            started = time.monotonic()
+            await asyncio.gather(
+                *(self._login(body) for _ in range(per_second // 10)), return_exceptions=True
+            )
+            await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
+
+    async def _login(self, body: dict[str, str]) -> None:
+        assert self.http is not None
+        async with self.http.post(self.url("app") + "/auth/login", json=body) as r:
+            await r.read()
+
     async def _gone(self, name: str) -> bool:
         data = await self.get_json(self.url("prometheus") + "/api/v1/alerts")
         if data is None:
@@ -640,6 +734,7 @@ async def _run(options: DemoOptions, out: Callable[[str], None]) -> int:
         try:
             await demo.start()
             await demo.database_story()
+            await demo.security_story()
         except DemoError as exc:
             out(f"[{time.monotonic() - demo.started:6.1f}s] FAILED  {exc}")
             return 1
