@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from schemas.group import Notification
 
 __all__ = ["Job", "Notifier"]
@@ -32,3 +34,12 @@ class Job:
     last_reason: str = ""
     outcome: str = ""  # delivered | duplicate | deduplicated | dead-lettered
     extra: dict[str, Any] = field(default_factory=dict)
+    # Receipts handed to the producer, not yet acknowledged: (topic, value, key, ack future).
+    receipts: list[tuple[str, bytes, bytes, Any]] = field(default_factory=list)
+    raw: bytes = b""  # the message as consumed, when `envelope` was left empty
+
+    def original(self) -> dict[str, Any]:
+        """The enveloped message as consumed (what a dead letter carries)."""
+        if not self.envelope and self.raw:
+            self.envelope = orjson.loads(self.raw)
+        return self.envelope

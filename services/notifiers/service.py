@@ -5,18 +5,24 @@ Each message runs dedup -> retry (the send) -> record. A notification is committ
 was delivered, skipped as a duplicate, or dead-lettered, never before: offsets are committed
 per partition up to the first message still in progress, so a crash redelivers exactly the
 unfinished ones (and the dedup stage keeps those that did finish from being sent twice).
+
+Per consumed batch (up to 500 messages) the dedup claims are taken in one Redis call; then each
+message is its own task, sending within its receiver's concurrency and rate limits, and the
+bookkeeping after the sends (delivered log, claims marked sent) and the receipts are written
+for many messages at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import os
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -47,6 +53,9 @@ __all__ = ["NotifierService", "build_integrations"]
 
 _log = structlog.get_logger("tocsin.notifiers")
 _ENVELOPE = Envelope[Notification]
+# Claim tokens: unique per process (random prefix) and message (counter), cheaper than uuid4.
+_CLAIM_PREFIX = os.urandom(8).hex()
+_CLAIMS = itertools.count()
 
 
 class _Unknown:
@@ -185,14 +194,20 @@ class NotifierService:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            taken: list[tuple[TopicPartition, int, bytes]] = []
             for tp, records in batch.items():
                 for record in records:
                     await self._slots.acquire()
                     self._offsets.begin(tp, record.offset)
-                    task = asyncio.create_task(self._handle(tp, record.offset, record.value))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    taken.append((tp, record.offset, record.value))
+            if taken:
+                self._spawn(self._admit_batch(taken))
             await self._commit()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _commit(self) -> None:
         if self._consumer is None:
@@ -201,13 +216,39 @@ class NotifierService:
         if offsets:
             await self._consumer.commit(offsets)
 
-    async def _handle(self, tp: TopicPartition, offset: int, value: bytes) -> None:
-        claim = uuid.uuid4().hex  # the same across retries: our own claim is ours
+    def _done(self, tp: TopicPartition, offset: int) -> None:
+        self._slots.release()
+        self._offsets.end(tp, offset)
+
+    async def _admit_batch(self, taken: list[tuple[TopicPartition, int, bytes]]) -> None:
+        """Parse a consumed batch, claim all of it in one call, then one task per message."""
+        jobs: list[Job] = []
+        places: list[tuple[TopicPartition, int]] = []
+        for tp, offset, value in taken:
+            job = self._job(tp.topic, value)
+            if job is None:
+                self._done(tp, offset)  # not a notification: nothing to deliver or redrive
+                continue
+            job.extra["claim"] = f"{_CLAIM_PREFIX}{next(_CLAIMS):x}"  # kept across retries
+            jobs.append(job)
+            places.append((tp, offset))
+        decisions: list[bool | None]
+        try:
+            decisions = await self._dedup.admit_many(jobs, self._clock())
+        except Exception:  # noqa: BLE001 - Redis away: each message admits itself, with retries
+            _log.exception("admit_batch_failed", messages=len(jobs))
+            decisions = [None] * len(jobs)
+        for (tp, offset), job, admitted in zip(places, jobs, decisions, strict=True):
+            self._spawn(self._handle(tp, offset, job, admitted))
+
+    async def _handle(
+        self, tp: TopicPartition, offset: int, job: Job, admitted: bool | None
+    ) -> None:
         try:
             wait = 0.5
             while True:
                 try:
-                    await self.deliver(tp.topic, value, claim=claim)
+                    await self._run(job, admitted)
                     break
                 except Exception:  # noqa: BLE001 - Redis or the broker away: try again
                     _log.exception("deliver_failed", topic=tp.topic, offset=offset)
@@ -215,31 +256,44 @@ class NotifierService:
                         return  # left uncommitted: redelivered after the restart
                     await asyncio.sleep(wait)
                     wait = min(wait * 2, 30.0)
+                    admitted = None  # admit again: our own claim is recognised by its token
         finally:
             self._slots.release()
         self._offsets.end(tp, offset)
 
-    async def deliver(self, topic: str, value: bytes, claim: str | None = None) -> str:
-        """Run one message through the stages; returns the outcome."""
-        record, retry = self._record, self._retry
-        if record is None or retry is None:
-            raise RuntimeError("the notifiers are not started")
-        envelope = orjson.loads(value)
+    def _job(self, topic: str, value: bytes) -> Job | None:
+        """The message as a job; None (logged) when it is not a notification."""
         try:
-            notification = _ENVELOPE.model_validate(envelope).data
-        except ValidationError as exc:
+            notification = _ENVELOPE.model_validate_json(value).data
+        except ValidationError as exc:  # not JSON, or not a notification
             _log.error("bad_notification_message", topic=topic, error=str(exc)[:300])
-            return "malformed"  # not a notification: nothing to deliver or redrive
+            return None
         notifier = self._notifiers.get((notification.receiver, notification.integration))
         if notifier is None:
             notifier = _Unknown()
-        job = Job(notification, topic, envelope, notifier, self._clock())
+        # The envelope as a dict only if it is dead-lettered (Job.original).
+        return Job(notification, topic, {}, notifier, self._clock(), raw=value)
+
+    async def deliver(self, topic: str, value: bytes, claim: str | None = None) -> str:
+        """Run one message through the stages; returns the outcome."""
+        job = self._job(topic, value)
+        if job is None:
+            return "malformed"
         if claim is not None:
             job.extra["claim"] = claim
-        if not await self._dedup.admit(job, self._clock()):
+        return await self._run(job, None)
+
+    async def _run(self, job: Job, admitted: bool | None) -> str:
+        """dedup (unless `admitted` says its outcome) -> retry -> record; the outcome once its
+        bookkeeping and receipts are done."""
+        record, retry = self._record, self._retry
+        if record is None or retry is None:
+            raise RuntimeError("the notifiers are not started")
+        if admitted is None:
+            admitted = await self._dedup.admit(job, self._clock())
+        if not admitted:
             await record.receipt(job, job.outcome, 0)
-            return job.outcome
-        if await retry.run(job):
+        elif await retry.run(job):
             # Sent: from here on only bookkeeping, retried until it works, never a resend.
             await _until_done(lambda: self._dedup.delivered(job, self._clock()), self._stopping)
             job.outcome = "delivered"
@@ -247,6 +301,7 @@ class NotifierService:
             await _until_done(lambda: record.dead_letter(job), self._stopping)
             await _until_done(lambda: self._dedup.release(job), self._stopping)
             job.outcome = "dead-lettered"
+        await _until_done(lambda: record.settle(job), self._stopping)
         return job.outcome
 
     async def stop(self) -> None:
@@ -254,8 +309,9 @@ class NotifierService:
         self._stopping.set()
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10)
+        deadline = time.monotonic() + 10
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left)  # a batch's tasks start more
         await self._commit()
         if self._consumer is not None:
             await self._consumer.stop()

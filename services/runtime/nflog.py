@@ -4,6 +4,9 @@ One module for both sides: the router keeps a "published" log (what it put on a 
 topic, so it skips unchanged groups until repeat_interval, as Alertmanager's dedup stage), the
 notifiers a "delivered" log (written after a successful send, checked before sending, so a
 redelivered notification is not sent twice). Entries expire by themselves (Redis TTL).
+
+`get_many` and `put` do the I/O; `redis_key`, `encode` and `decode` let a caller fold the reads
+and writes of many entries into its own script or pipeline (the notifiers' batches do).
 """
 
 from __future__ import annotations
@@ -26,26 +29,36 @@ class RedisNflog:
         self._redis = redis
         self._prefix = f"{prefix}{log}:"
 
-    def _key(self, key: str) -> str:
+    def redis_key(self, key: str) -> str:
+        """The Redis key holding the entry for `key`."""
         return self._prefix + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+
+    @staticmethod
+    def encode(entry: NflogEntry) -> tuple[bytes, int]:
+        """The stored value and its expiry (Unix milliseconds, for SET ... PXAT)."""
+        return orjson.dumps(entry.to_json()), max(entry.expires_ns // 1_000_000, 1)
+
+    @staticmethod
+    def decode(value: bytes | str | None, now_ns: int) -> NflogEntry | None:
+        """The entry a stored value holds; None when absent or expired."""
+        if value is None:
+            return None
+        entry = NflogEntry.from_json(orjson.loads(value))
+        return None if entry.expired(now_ns) else entry
 
     async def get_many(self, keys: Sequence[str], now_ns: int) -> dict[str, NflogEntry]:
         """The entries among `keys` that exist and have not expired."""
         if not keys:
             return {}
-        values = await self._redis.mget([self._key(k) for k in keys])
+        values = await self._redis.mget([self.redis_key(k) for k in keys])
         found = {}
         for key, value in zip(keys, values, strict=True):
-            if value is not None:
-                entry = NflogEntry.from_json(orjson.loads(value))
-                if not entry.expired(now_ns):
-                    found[key] = entry
+            entry = self.decode(value, now_ns)
+            if entry is not None:
+                found[key] = entry
         return found
 
     async def put(self, key: str, entry: NflogEntry) -> None:
         """Store `entry`, expiring when it does."""
-        await self._redis.set(
-            self._key(key),
-            orjson.dumps(entry.to_json()),
-            pxat=max(entry.expires_ns // 1_000_000, 1),
-        )
+        value, pxat = self.encode(entry)
+        await self._redis.set(self.redis_key(key), value, pxat=pxat)

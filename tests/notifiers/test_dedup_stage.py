@@ -72,3 +72,32 @@ async def test_our_own_claim_from_a_failed_attempt_is_ours(redis: aioredis.Redis
     started = time.monotonic()
     assert await stage.admit(retry, time.time_ns()) is True
     assert time.monotonic() - started < 0.5
+
+
+async def test_a_batch_is_admitted_in_one_call_as_one_at_a_time_would(
+    redis: aioredis.Redis,
+) -> None:
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    stage = DedupStage(redis, RedisNflog(redis, "delivered", prefix=prefix), 30, prefix)
+    now = time.time_ns()
+    fresh, sent, held, ours, logged = (job() for _ in range(5))
+    for i, j in enumerate((fresh, sent, held, ours, logged)):
+        update = {"firingHashes": ["1", "2"], "groupKey": f'{{}}:{{n="{i}"}}'}
+        j.notification = j.notification.model_copy(update=update)
+    await redis.set(stage._claim_key(sent), b"sent", px=30_000)
+    await redis.set(stage._claim_key(held), b"someone-else", px=30_000)
+    ours.extra["claim"] = "token-1"
+    await redis.set(stage._claim_key(ours), b"token-1", px=30_000)
+    await stage.delivered(logged, now)  # delivered before, by a worker that then died...
+    await redis.delete(stage._claim_key(logged))  # ...and whose "sent" mark expired
+    decisions = await stage.admit_many([fresh, sent, held, ours, logged], now)
+    assert decisions == [True, False, None, True, False]
+    assert (sent.outcome, logged.outcome) == ("duplicate", "deduplicated")
+    assert await redis.get(stage._claim_key(fresh)) == fresh.extra["claim"].encode()
+    assert await redis.get(stage._claim_key(held)) == b"someone-else"  # left to `admit`
+    assert await redis.get(stage._claim_key(logged)) == b"sent"
+    # Delivered together: each caller's log entry and mark are written when its await returns.
+    await asyncio.gather(stage.delivered(fresh, now), stage.delivered(ours, now))
+    again = [Job(j.notification, j.topic, {}, _Never(), now) for j in (fresh, ours)]
+    assert await stage.admit_many(again, now) == [False, False]
+    assert [j.outcome for j in again] == ["duplicate", "duplicate"]

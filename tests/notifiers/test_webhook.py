@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from schemas.group import Notification
+from services.notifiers.gojson import GoMap, dumps
 from services.notifiers.webhook import quote_meta, webhook_payload
 
 # Captured from Alertmanager 0.25.0 on the wire (reference §11), with a trailing newline.
@@ -63,3 +67,66 @@ def test_payload_is_byte_identical_to_alertmanagers() -> None:
 def test_receiver_is_quote_meta_escaped_as_alertmanager_does() -> None:
     assert quote_meta("team.x+y") == "team\\.x\\+y"
     assert quote_meta(r"a\b(c)[d]{e}^$|*?") == r"a\\b\(c\)\[d\]\{e\}\^\$\|\*\?"
+
+
+_TEXT = st.text(
+    st.one_of(
+        st.sampled_from(list('<>&\\"\b\f\n\r\t\x00\x1f\x7f\u2028\u2029bfu/é€😀')),
+        st.characters(exclude_categories=["Cs"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.dictionaries(_TEXT, _TEXT, max_size=5),
+    annotations=st.dictionaries(_TEXT, _TEXT, max_size=3),
+    text=_TEXT,
+    truncated=st.integers(min_value=0, max_value=2**70),
+)
+def test_the_fast_encoder_writes_what_the_go_compatible_one_writes(
+    labels: dict[str, str], annotations: dict[str, str], text: str, truncated: int
+) -> None:
+    """orjson with Go's escapes patched in, or the fallback: the same bytes as `gojson.dumps`."""
+    base = notification()
+    alert = base.alerts[0].model_copy(
+        update={"labels": labels, "annotations": annotations, "generatorURL": text}
+    )
+    n = base.model_copy(
+        update={
+            "alerts": [alert, base.alerts[1]],
+            "receiver": text,
+            "commonLabels": labels,
+            "commonAnnotations": annotations,
+            "groupKey": text,
+            "truncatedAlerts": truncated,
+        }
+    )
+    expected = dumps(
+        {
+            "receiver": quote_meta(n.receiver),
+            "status": n.status,
+            "alerts": [
+                {
+                    "status": a.status,
+                    "labels": GoMap(a.labels),
+                    "annotations": GoMap(a.annotations),
+                    "startsAt": a.startsAt,
+                    "endsAt": a.endsAt,
+                    "generatorURL": a.generatorURL,
+                    "fingerprint": a.fingerprint,
+                }
+                for a in n.alerts
+            ],
+            "groupLabels": GoMap(n.groupLabels),
+            "commonLabels": GoMap(n.commonLabels),
+            "commonAnnotations": GoMap(n.commonAnnotations),
+            "externalURL": n.externalURL,
+            "version": "4",
+            "groupKey": n.groupKey,
+            "truncatedAlerts": n.truncatedAlerts,
+        },
+        newline=True,
+    )
+    assert webhook_payload(n) == expected
