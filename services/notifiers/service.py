@@ -40,6 +40,7 @@ from services.notifiers.job import Job, Notifier
 from services.notifiers.pagerduty import PagerdutyNotifier
 from services.notifiers.ratelimit import ReceiverLimits
 from services.notifiers.record_stage import RecordStage
+from services.notifiers.remediation_hints import PendingHints
 from services.notifiers.retry_stage import RetryStage
 from services.notifiers.slack import SlackNotifier
 from services.notifiers.template import TemplateSet
@@ -158,8 +159,9 @@ class NotifierService:
         templates = TemplateSet.default()
         templates.parse_files(config.templates)
         notifiers: dict[tuple[str, str], Notifier] = {}
+        hints = PendingHints(self._redis, prefix=self._settings.router.redis_prefix)
         for receiver in config.receivers:
-            for name, notifier in build_integrations(receiver, self._http, templates):
+            for name, notifier in build_integrations(receiver, self._http, templates, hints):
                 limited: Notifier = _Limited(notifier, self._limits, receiver.name)
                 if name.startswith("slack["):
                     # Slack takes about one message per second per channel: one bucket per
@@ -336,12 +338,16 @@ async def _until_done(step: Callable[[], Awaitable[None]], stopping: asyncio.Eve
 
 
 def build_integrations(
-    receiver: Receiver, http: HttpSender, templates: TemplateSet | None = None
+    receiver: Receiver,
+    http: HttpSender,
+    templates: TemplateSet | None = None,
+    hints: PendingHints | None = None,
 ) -> list[tuple[str, Notifier]]:
     """The receiver's notifiers, named `<type>[<index>]` as Alertmanager names them.
 
     `templates` defaults to the built-in ones; pass the config's `templates:` files parsed on
     top of them (`TemplateSet.default()` then `parse_files`) to honour user definitions.
+    `hints` lets Slack messages name the remediations waiting for approval.
     """
     found: list[tuple[str, Notifier]] = []
     for i, webhook in enumerate(receiver.webhook_configs):
@@ -355,5 +361,5 @@ def build_integrations(
     for i, pagerduty in enumerate(receiver.pagerduty_configs):
         found.append((f"pagerduty[{i}]", PagerdutyNotifier(pagerduty, http, templates)))
     for i, slack in enumerate(receiver.slack_configs):
-        found.append((f"slack[{i}]", SlackNotifier(slack, http, templates)))
+        found.append((f"slack[{i}]", SlackNotifier(slack, http, templates, hints)))
     return found

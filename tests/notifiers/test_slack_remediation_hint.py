@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
 from schemas.config.receivers.slack import SlackConfig
+from schemas.envelope import encode
 from schemas.remediation_flow import PendingHint, pending_index_key
+from schemas.topics import notifications_topic
 from services.notifiers.gojson import dumps
 from services.notifiers.http import HttpSender
 from services.notifiers.remediation_hints import PendingHints
+from services.notifiers.service import NotifierService
 from services.notifiers.slack import SlackNotifier, slack_payload
 from services.notifiers.template import TemplateSet, template_data
+from services.runtime.kafka import KafkaFactory
+from services.runtime.metrics import new_registry
+from services.runtime.settings import load_settings
 from tests.notifiers.contract import TIMEOUT, HttpStandIn, Outcome, notification
 
 ANSWERS: dict[Outcome, tuple[int, str, dict[str, str]]] = {Outcome.OK: (200, "ok", {})}
@@ -97,3 +106,52 @@ async def test_redis_away_costs_only_the_hint() -> None:
     finally:
         await unreachable.aclose()
     assert len(body["attachments"]) == 1  # type: ignore[arg-type]
+
+
+async def test_the_notifier_service_adds_the_hint_from_the_shared_redis(
+    kafka_bootstrap: str, redis_prefix: tuple[aioredis.Redis, str], tmp_path: Path
+) -> None:
+    redis, prefix = redis_prefix
+    receiver = f"r{uuid.uuid4().hex[:8]}"
+    note = notification()
+    hint = PendingHint(
+        id="rem-svc", rule="db", action="postgres.terminate_idle", target="main",
+        expiresAt="2026-11-27T03:00:00Z",
+    )  # fmt: skip
+    await redis.hset(
+        pending_index_key(prefix, note.alerts[0].fingerprint), hint.id, hint.model_dump_json()
+    )
+    async with HttpStandIn(ANSWERS) as stand_in:
+        config = tmp_path / "alertmanager.yml"
+        config.write_text(
+            f"route: {{receiver: {receiver}}}\nreceivers:\n  - name: {receiver}\n"
+            f'    slack_configs: [{{api_url: "{stand_in.url("/slack")}", channel: "#ops"}}]\n'
+        )
+        settings = load_settings(
+            {
+                "config.file": str(config),
+                "notifiers.group_id": f"notifiers-{receiver}",
+                "router.redis_prefix": prefix,
+            }
+        )
+        factory = KafkaFactory(settings.kafka, kafka_bootstrap, embedded=True)
+        topic = notifications_topic(receiver)
+        await factory.ensure_topics([topic])
+        service = NotifierService(settings, factory, redis, new_registry())
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await service.start()
+        try:
+            data = note.model_dump() | {"receiver": receiver, "integration": "slack[0]"}
+            await producer.send_and_wait(
+                topic, encode("tocsin.notification/v1", "test", data), key=b"g"
+            )
+            for _ in range(400):  # 20 s
+                if stand_in.requests:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await service.stop()
+            await producer.stop()
+    body = json.loads(stand_in.requests[0].body)
+    assert "tocsin remediation approve rem-svc" in body["attachments"][1]["text"]
