@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from schemas.remediation import ActionName, Policy, TerminateIdleParams, load_policy
 from tests.deploy.artifacts import COMPOSE, DEPLOY, check_settings, compose_mounts, load_yaml
 
 COMPOSE_FILE: dict[str, Any] = load_yaml(COMPOSE)
 SERVICES: dict[str, Any] = COMPOSE_FILE["services"]
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+POLICY: Policy = load_policy(DEPLOY / "tocsin" / "remediation.yml")
 
 
 def environment(service: str) -> dict[str, str]:
@@ -32,6 +37,7 @@ def test_services() -> None:
         "node-exporter",
         "redis-exporter",
         "postgres-exporter",
+        "saas-api",
     }
     assert set(SERVICES) == expected
 
@@ -128,10 +134,105 @@ def test_every_variable_is_in_the_env_example() -> None:
     assert used <= defined, sorted(used - defined)
 
 
-def test_demo_app_is_a_commented_placeholder() -> None:
-    text = COMPOSE.read_text(encoding="utf-8")
-    assert "# saas-api:" in text
-    assert "saas-api" not in SERVICES
+def interpolate(value: str) -> str:
+    """`value` as Compose makes it with deploy/.env.example as its .env."""
+    example = (DEPLOY / ".env.example").read_text(encoding="utf-8")
+    env = dict(re.findall(r"^(\w+)=(.*)$", example, re.MULTILINE))
+    return re.sub(r"\$\{(\w+)[^}]*\}", lambda m: env[m.group(1)], value)
+
+
+def hostnames() -> set[str]:
+    """Every name a container on the compose network answers to."""
+    names = set(SERVICES)
+    for service in SERVICES.values():
+        networks = service.get("networks", {})
+        if isinstance(networks, dict):
+            for network in networks.values():
+                names.update((network or {}).get("aliases", []))
+    return names
+
+
+def test_tocsin_runs_remediation_with_the_policy() -> None:
+    # `tocsin run` with the policy: the router publishes requests and the service handles them
+    env = environment("tocsin")
+    assert env["TOCSIN_REMEDIATION__POLICY_FILE"] == "/etc/tocsin/remediation.yml"
+    assert ("./tocsin/remediation.yml", "/etc/tocsin/remediation.yml") in compose_mounts(
+        SERVICES["tocsin"]
+    )
+    assert not any(name.startswith("tocsin-") for name in SERVICES)  # no second replica
+    assert SERVICES["tocsin"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    check_settings(env)
+
+
+def test_audit_dsn_is_the_compose_postgres() -> None:
+    dsn = urlsplit(interpolate(environment("tocsin")["TOCSIN_REMEDIATION__AUDIT_DSN"]))
+    postgres = {k: interpolate(v) for k, v in environment("postgres").items()}
+    assert (dsn.scheme, dsn.hostname, dsn.port) == ("postgresql", "postgresql", 5432)
+    assert (dsn.username, dsn.password) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+    )
+    assert dsn.path == f"/{postgres['POSTGRES_DB']}"
+
+
+def test_policy_targets_are_compose_hosts() -> None:
+    urls = [t.url.get_secret_value() for t in POLICY.targets.redis.values()]
+    urls += [t.dsn.get_secret_value() for t in POLICY.targets.postgres.values()]
+    urls += [t.url for t in POLICY.targets.apps.values()]
+    for url in urls:
+        assert urlsplit(url).hostname in hostnames(), url
+
+
+def test_agent_secret_is_a_compose_secret_of_both_sides() -> None:
+    assert COMPOSE_FILE["secrets"]["tocsin-agent-secret"] == {
+        "file": "./secrets/tocsin-agent-secret"
+    }
+    for target in POLICY.targets.apps.values():
+        assert str(target.secret_file) == "/run/secrets/tocsin-agent-secret"
+    for service in ("tocsin", "saas-api"):
+        assert "tocsin-agent-secret" in SERVICES[service]["secrets"], service
+
+
+def demo_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("demo_app", DEPLOY / "demo-app" / "demo_app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_app_is_the_guides_saas_api() -> None:
+    app = SERVICES["saas-api"]
+    assert app["image"] == SERVICES["tocsin"]["image"]
+    assert app["build"] == SERVICES["tocsin"]["build"]
+    [(source, script)] = compose_mounts(app)
+    assert source == "./demo-app/demo_app.py"
+    assert app["entrypoint"] == ["python", script]
+    # the demo app's own parser takes them
+    args = demo_app().parse_args([interpolate(arg) for arg in app["command"]])
+    assert args.listen == "0.0.0.0:8000"
+    assert args.agent_secret_file == "/run/secrets/tocsin-agent-secret"
+    pg_dsn, redis_url = urlsplit(args.pg_dsn), urlsplit(args.redis_url)
+    assert (pg_dsn.hostname, pg_dsn.port, redis_url.hostname, redis_url.port) == (
+        "postgresql",
+        5432,
+        "redis",
+        6379,
+    )
+    assert redis_url.password == interpolate("${REDIS_PASSWORD}")
+    # the policy reaches it at saas-api:8000, and terminate_idle picks its sessions
+    [agent] = POLICY.targets.apps.values()
+    assert urlsplit(agent.url).netloc == "saas-api:8000"
+    [idle] = [r for r in POLICY.rules if r.action is ActionName.POSTGRES_TERMINATE_IDLE]
+    assert isinstance(idle.params, TerminateIdleParams)
+    assert args.application_name in idle.params.application_names
+    # Prometheus scrapes it as the guide's catalytic-saas job
+    prometheus = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "catalytic-saas"]
+    assert job["static_configs"][0]["targets"] == ["saas-api:8000"]
+    # the image's HEALTHCHECK probes Tocsin's port: the app has its own
+    assert "127.0.0.1:8000/health" in " ".join(app["healthcheck"]["test"])
 
 
 def test_dockerfile() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_dashboard_is_valid_json_with_its_uid(uid: str) -> None:
     [
         ("catalytic-system-metrics", 12, "10s"),
         ("catalytic-business-metrics", 17, "30s"),
-        ("tocsin-pipeline", 11, "10s"),
+        ("tocsin-pipeline", 15, "10s"),
     ],
 )
 def test_panel_count_and_refresh(uid: str, count: int, refresh: str) -> None:
@@ -226,21 +227,94 @@ def test_business_dashboard_has_the_guides_annotations() -> None:
         "tocsin_http_requests_total",
         "tocsin_ingest_publish_seconds_bucket",
         "tocsin_ingest_publish_failures_total",
-        # planned: exported once the router, notifiers and remediation services land
-        "tocsin_router_consumer_lag",
+        "tocsin_router_alerts_received_total",
+        "tocsin_router_alerts_dropped_total",
         "tocsin_notifications_total",
-        "tocsin_notifications_dlq_depth",
-        "tocsin_remediations_total",
+        "tocsin_notifications_dead_lettered_total",
+        "tocsin_remediation_remediations_total",
+        "tocsin_remediation_pending",
+        "tocsin_remediation_circuit_open",
+        "tocsin_remediation_audit_pg_backlog",
+        "tocsin_remediation_audit_records_total",
+        "tocsin_remediation_audit_pg_failures_total",
     ],
 )
 def test_tocsin_dashboard_queries(metric: str) -> None:
-    exprs = [t["expr"] for p in leaf_panels(dashboard("tocsin-pipeline")) for t in p["targets"]]
-    assert any(metric in expr for expr in exprs)
+    assert metric in queried_metrics(dashboard("tocsin-pipeline"))
 
 
-def test_tocsin_dashboard_marks_planned_metrics() -> None:
-    planned = ("tocsin_router_", "tocsin_notifications_", "tocsin_remediations_")
-    for panel in leaf_panels(dashboard("tocsin-pipeline")):
-        if any(name in t["expr"] for t in panel["targets"] for name in planned):
-            assert panel["title"].endswith("(planned)")
-            assert panel["description"].startswith("Planned:")
+# A metric created in services/: Counter("tocsin_...", ...), Gauge(\n "tocsin_...", ...), ...
+_REGISTRATION = re.compile(r"\b(Counter|Gauge|Histogram|Summary|Info|Enum)\(\s*\"(tocsin_\w+)\"")
+# What prometheus_client exposes for each (Counter("x_total") and Counter("x") both give x_total).
+_EXPOSED = {
+    "Counter": ("_total", "_created"),
+    "Gauge": ("",),
+    "Histogram": ("_bucket", "_count", "_sum", "_created"),
+    "Summary": ("", "_count", "_sum", "_created"),
+    "Info": ("_info",),
+    "Enum": ("",),
+}
+
+
+def registered_metrics() -> set[str]:
+    """Every tocsin_* series name Tocsin's services export, from their source."""
+    names: set[str] = set()
+    for path in sorted((DEPLOY.parent / "services").rglob("*.py")):
+        for kind, name in _REGISTRATION.findall(path.read_text(encoding="utf-8")):
+            base = name.removesuffix("_total") if kind == "Counter" else name
+            names.update(base + suffix for suffix in _EXPOSED[kind])
+    return names
+
+
+def queried_metrics(model: dict[str, Any]) -> set[str]:
+    """The tocsin_* names a dashboard's PromQL (targets and variables) reads."""
+    exprs = [t["expr"] for p in leaf_panels(model) for t in p["targets"] if "expr" in t]
+    exprs += [v.get("definition", "") for v in model["templating"]["list"]]
+    return {name for expr in exprs for name in re.findall(r"\btocsin_\w+", expr)}
+
+
+def test_registered_metrics_scan_finds_each_kind() -> None:
+    names = registered_metrics()
+    assert "tocsin_ingest_publish_seconds_bucket" in names  # Histogram
+    assert "tocsin_remediation_pending" in names  # Gauge
+    assert "tocsin_build_info" in names  # Gauge created on its own line
+    assert "tocsin_notifications_total" in names  # Counter named with _total
+    assert "tocsin_remediation_audit" not in names  # the audit table's name, not a metric
+
+
+@pytest.mark.parametrize("uid", UIDS)
+def test_dashboards_query_only_metrics_tocsin_exports(uid: str) -> None:
+    unknown = queried_metrics(dashboard(uid)) - registered_metrics()
+    assert not unknown, f"{uid} queries metrics no service registers: {sorted(unknown)}"
+
+
+def test_tocsin_dashboard_has_nothing_planned() -> None:
+    model = dashboard("tocsin-pipeline")
+    for panel in model["panels"]:
+        assert "planned" not in panel["title"].lower(), panel["title"]
+        assert "planned" not in panel.get("description", "").lower(), panel["title"]
+    assert "once those services" not in model["description"]
+
+
+@pytest.mark.parametrize(
+    ("title", "expr"),
+    [
+        ("Pending approvals", 'max(tocsin_remediation_pending{instance=~"$instance"})'),
+        ("Auto-remediation circuit", 'max(tocsin_remediation_circuit_open{instance=~"$instance"})'),
+    ],
+)
+def test_remediation_state_panels_take_the_max_of_replicas(title: str, expr: str) -> None:
+    # every replica reports the same Redis state: a sum would count it once per replica
+    [panel] = [p for p in leaf_panels(dashboard("tocsin-pipeline")) if p["title"] == title]
+    assert [t["expr"] for t in panel["targets"]] == [expr]
+    assert thresholds(panel)[-1][0] in ("yellow", "red")
+
+
+def test_circuit_panel_names_its_states() -> None:
+    [panel] = [
+        p
+        for p in leaf_panels(dashboard("tocsin-pipeline"))
+        if p["title"] == "Auto-remediation circuit"
+    ]
+    [mapping] = panel["fieldConfig"]["defaults"]["mappings"]
+    assert {k: v["text"] for k, v in mapping["options"].items()} == {"0": "closed", "1": "open"}

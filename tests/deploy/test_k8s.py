@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
 
-from tests.deploy.artifacts import K8S, check_settings, load_yaml, load_yaml_all
+from schemas.remediation import AppTarget, load_policy
+from services.cli import _parser
+from tests.deploy.artifacts import DEPLOY, K8S, check_settings, load_yaml, load_yaml_all
 
 KUSTOMIZATION: dict[str, Any] = load_yaml(K8S / "kustomization.yaml")
 OBJECTS: list[dict[str, Any]] = [
@@ -18,16 +21,20 @@ DEPLOYMENTS = {o["metadata"]["name"]: o for o in OBJECTS if o["kind"] == "Deploy
 SECRET_KEYS = {
     o["metadata"]["name"]: set(o["stringData"]) for o in OBJECTS if o["kind"] == "Secret"
 }
-CONFIGMAPS = {o["metadata"]["name"] for o in OBJECTS if o["kind"] == "ConfigMap"}
+CONFIGMAPS: dict[str, dict[str, str]] = {
+    o["metadata"]["name"]: o["data"] for o in OBJECTS if o["kind"] == "ConfigMap"
+}
 DRAIN_SECONDS = 10  # services/runtime/lifecycle.py: Lifecycle(drain_timeout=10.0)
 
-# Deployment -> the `tocsin` subcommand it runs; the last one is planned (replicas: 0).
+# Deployment -> the `tocsin` subcommand it runs.
 COMMANDS = {
-    "tocsin-ingest": ("ingest", False),
-    "tocsin-router": ("router", False),
-    "tocsin-notifiers": ("notifiers", False),
-    "tocsin-remediation": ("remediation", True),
+    "tocsin-ingest": "ingest",
+    "tocsin-router": "router",
+    "tocsin-notifiers": "notifiers",
+    "tocsin-remediation": "remediation",
 }
+# Deployments with an API behind a Service (and a PodDisruptionBudget).
+SERVED = ("tocsin-ingest", "tocsin-remediation")
 
 
 def only(kind: str, name: str) -> dict[str, Any]:
@@ -39,6 +46,30 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
     found: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
     assert len(found) == 1
     return found[0]
+
+
+def literal_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The container's env values given inline (secretKeyRef ones left out)."""
+    return {e["name"]: e["value"] for e in container(deployment)["env"] if "value" in e}
+
+
+def pod_files(deployment: dict[str, Any]) -> dict[str, str]:
+    """Path in the container -> "<kind>/<object>/<key>" of every file a ConfigMap or Secret
+    volume puts there."""
+    pod = deployment["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container(deployment).get("volumeMounts", [])}
+    files: dict[str, str] = {}
+    for volume in pod.get("volumes", []):
+        root = PurePosixPath(mounts[volume["name"]])
+        if "configMap" in volume:
+            name = volume["configMap"]["name"]
+            for key in CONFIGMAPS[name]:
+                files[str(root / key)] = f"ConfigMap/{name}/{key}"
+        if "secret" in volume:
+            name = volume["secret"]["secretName"]
+            for item in volume["secret"]["items"]:
+                files[str(root / item["path"])] = f"Secret/{name}/{item['key']}"
+    return files
 
 
 def test_every_listed_resource_exists_and_parses() -> None:
@@ -62,12 +93,20 @@ def test_deployment(name: str) -> None:
     )
     main = container(deployment)
     assert main["image"] == "tocsin"  # kustomization.yaml `images:` names the registry and tag
-    command, planned = COMMANDS[name]
-    assert main["args"] == [command]
-    assert (deployment["spec"]["replicas"] == 0) is planned
-    if planned:
-        text = (K8S / f"{command}.yaml").read_text(encoding="utf-8")
-        assert f"# PLANNED: `tocsin {command}`" in text
+    assert main["args"] == [COMMANDS[name]]
+    assert deployment["spec"]["replicas"] >= 1
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_args_are_a_tocsin_command(name: str) -> None:
+    args = _parser().parse_args(container(DEPLOYMENTS[name])["args"])
+    assert args.command == COMMANDS[name]
+    assert getattr(args, "remediation_command", None) is None  # the service, not a client
+
+
+def test_nothing_is_planned_any_more() -> None:
+    for path in K8S.glob("*.yaml"):
+        assert "PLANNED" not in path.read_text(encoding="utf-8"), path.name
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -121,18 +160,81 @@ def test_references_resolve_and_settings_are_valid(name: str) -> None:
             assert keys <= SECRET_KEYS[volume["secret"]["secretName"]]
         if "configMap" in volume:
             assert volume["configMap"]["name"] in CONFIGMAPS
-            config_file = literal["TOCSIN_CONFIG__FILE"]
-            assert config_file == f"{mounts[volume['name']]}/alertmanager.yml"
+    # every setting naming a file under a mounted ConfigMap or Secret names one that is there
+    files = pod_files(DEPLOYMENTS[name])
+    for key, value in literal.items():
+        if any(value.startswith(f"{root}/") for root in mounts.values()):
+            assert value in files, f"{key}={value}: no such key in the mounted volume"
 
 
-def test_ingest_service_and_disruption_budget_select_ingest_pods() -> None:
-    labels = DEPLOYMENTS["tocsin-ingest"]["spec"]["template"]["metadata"]["labels"]
-    service = only("Service", "tocsin-ingest")
+@pytest.mark.parametrize(
+    ("name", "setting", "source"),
+    [
+        ("tocsin-router", "TOCSIN_CONFIG__FILE", "ConfigMap/tocsin-config/alertmanager.yml"),
+        ("tocsin-notifiers", "TOCSIN_CONFIG__FILE", "ConfigMap/tocsin-config/alertmanager.yml"),
+        # the router publishes remediation requests only with the policy
+        (
+            "tocsin-router",
+            "TOCSIN_REMEDIATION__POLICY_FILE",
+            "ConfigMap/tocsin-config/remediation.yml",
+        ),
+        (
+            "tocsin-remediation",
+            "TOCSIN_REMEDIATION__POLICY_FILE",
+            "ConfigMap/tocsin-config/remediation.yml",
+        ),
+        (
+            "tocsin-remediation",
+            "TOCSIN_WEB__AUTH__BEARER_TOKEN_FILE",
+            "Secret/tocsin-secrets/remediation-api-token",
+        ),
+        (
+            "tocsin-ingest",
+            "TOCSIN_WEB__AUTH__BEARER_TOKEN_FILE",
+            "Secret/tocsin-secrets/ingest-token",
+        ),
+    ],
+)
+def test_file_settings_point_at_the_right_keys(name: str, setting: str, source: str) -> None:
+    deployment = DEPLOYMENTS[name]
+    assert pod_files(deployment)[literal_env(deployment)[setting]] == source
+
+
+def test_configmap_policy_is_the_deploy_policy() -> None:
+    policy = (DEPLOY / "tocsin" / "remediation.yml").read_text(encoding="utf-8")
+    assert CONFIGMAPS["tocsin-config"]["remediation.yml"] == policy
+
+
+def test_remediation_has_the_audit_dsn_and_the_agent_secret() -> None:
+    deployment = DEPLOYMENTS["tocsin-remediation"]
+    [dsn] = [
+        e for e in container(deployment)["env"] if e["name"] == "TOCSIN_REMEDIATION__AUDIT_DSN"
+    ]
+    assert dsn["valueFrom"]["secretKeyRef"] == {
+        "name": "tocsin-secrets",
+        "key": "remediation-audit-dsn",
+    }
+    # each app target's secret_file is where the pod has the Secret's agent key
+    policy = load_policy(DEPLOY / "tocsin" / "remediation.yml")
+    apps: dict[str, AppTarget] = policy.targets.apps
+    files = pod_files(deployment)
+    assert apps
+    for target in apps.values():
+        if target.secret_file is not None:
+            assert files[str(target.secret_file)] == "Secret/tocsin-secrets/tocsin-agent-secret"
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_service_and_disruption_budget_select_their_pods(name: str) -> None:
+    labels = DEPLOYMENTS[name]["spec"]["template"]["metadata"]["labels"]
+    service = only("Service", name)
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["ports"] == [{"name": "http", "port": 9095, "targetPort": "http"}]
-    budget = only("PodDisruptionBudget", "tocsin-ingest")
+    budget = only("PodDisruptionBudget", name)
     assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert budget["spec"]["minAvailable"] < DEPLOYMENTS["tocsin-ingest"]["spec"]["replicas"]
+    assert budget["spec"]["minAvailable"] < DEPLOYMENTS[name]["spec"]["replicas"]
+    # a Service's pods get a preStop pause, so that it stops routing to them before SIGTERM
+    assert container(DEPLOYMENTS[name])["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
 
 
 def test_secret_holds_only_placeholders() -> None:

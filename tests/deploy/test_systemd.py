@@ -1,4 +1,5 @@
-"""deploy/systemd: the unit runs `tocsin run` with a graceful stop and hardening; its env is valid."""
+"""deploy/systemd: the unit runs `tocsin run` with a graceful stop and hardening; its env is valid;
+the remediation drop-in adds the policy and the agent secret."""
 
 from __future__ import annotations
 
@@ -32,6 +33,28 @@ def unit_sections(text: str) -> dict[str, list[tuple[str, str]]]:
 
 SECTIONS = unit_sections(SYSTEMD_UNIT.read_text(encoding="utf-8"))
 SERVICE = dict(SECTIONS["Service"])
+REMEDIATION_DROP_IN = SYSTEMD_UNIT.parent / "tocsin.service.d" / "remediation.conf"
+DROP_IN = unit_sections(REMEDIATION_DROP_IN.read_text(encoding="utf-8"))
+CREDENTIALS = "/run/credentials/tocsin.service"  # %d
+
+
+def env_file() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in SYSTEMD_ENV.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
+
+
+def environment_lines(sections: dict[str, list[tuple[str, str]]]) -> dict[str, str]:
+    """The Environment= assignments of a unit's [Service], %d expanded."""
+    out: dict[str, str] = {}
+    for key, value in sections["Service"]:
+        if key == "Environment":
+            name, _, setting = value.partition("=")
+            out[name] = setting.replace("%d", CREDENTIALS)
+    return out
 
 
 def test_sections() -> None:
@@ -79,19 +102,25 @@ def test_hardening(key: str, value: str) -> None:
 
 
 def test_environment_is_valid_settings() -> None:
-    env: dict[str, str] = {}
-    for line in SYSTEMD_ENV.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            env[key] = value
+    env = env_file()
     assert {"SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "PAGERDUTY_WEBHOOK_URL"} <= set(env)
     assert env["TOCSIN_CONFIG__FILE"] == "/etc/tocsin/alertmanager.yml"
+    assert env["TOCSIN_REMEDIATION__AUDIT_DSN"].startswith("postgresql://")
     check_settings(env)
-    # the unit's own Environment= lines too (%d: the credentials directory)
-    for key, value in SECTIONS["Service"]:
-        if key == "Environment":
-            name, _, setting = value.partition("=")
-            check_settings({name: setting.replace("%d", "/run/credentials/tocsin.service")})
+    # the unit's own Environment= lines too (%d: the credentials directory), with the drop-in's
+    check_settings({**env, **environment_lines(SECTIONS), **environment_lines(DROP_IN)})
+
+
+def test_remediation_drop_in() -> None:
+    assert list(DROP_IN) == ["Service"]  # no second ExecStart: `tocsin run` with the policy
+    env = environment_lines(DROP_IN)
+    assert env == {"TOCSIN_REMEDIATION__POLICY_FILE": "/etc/tocsin/remediation.yml"}
+    credentials = [v for k, v in DROP_IN["Service"] if k == "LoadCredential"]
+    assert credentials == ["agent-secret:/etc/tocsin/agent-secret"]
+    # the path the policy's app targets must name, as the drop-in's comment says
+    assert f"{CREDENTIALS}/agent-secret" in REMEDIATION_DROP_IN.read_text(encoding="utf-8")
+    # the remediation settings live in the env file, not in the unit
+    assert not any(k.startswith("TOCSIN_REMEDIATION__") for k in environment_lines(SECTIONS))
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
@@ -102,6 +131,11 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     unit = tmp_path / "tocsin.service"
     text = SYSTEMD_UNIT.read_text(encoding="utf-8")
     unit.write_text(text.replace("/usr/local/bin/tocsin run", "/bin/true run"), "utf-8")
+    # the drop-in beside it is read too (an unknown key in it is reported on stderr)
+    (tmp_path / "tocsin.service.d").mkdir()
+    (tmp_path / "tocsin.service.d" / "remediation.conf").write_text(
+        REMEDIATION_DROP_IN.read_text(encoding="utf-8"), "utf-8"
+    )
     result = subprocess.run(
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
     )
