@@ -8,6 +8,7 @@ configured target, so an alert's labels never supply a host. `load_policy` reads
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from schemas.config.duration import parse_duration
+from schemas.config.env import UnsetVariableError, expand_env
 from schemas.config.errors import ConfigError, ConfigProblem, YamlPath, format_path
 from schemas.config.matchers import Matcher, MatcherError, matches_all, parse_matchers
 
@@ -606,8 +608,41 @@ def _issues(exc: ValidationError) -> list[tuple[YamlPath, str]]:
     return out
 
 
-def parse_policy(data: Any, source: str = "<policy>") -> Policy:
-    """Validate already-parsed YAML data as a Policy; ConfigError naming each YAML path."""
+def _expand_targets(data: Any, env: Mapping[str, str], source: str) -> Any:
+    """`$VAR`/`${VAR}` in the strings under `targets:` (URLs, DSNs, secrets) from `env`.
+
+    Only targets: matchers are regexes, where `$` is an anchor."""
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
+        return data
+    problems: list[ConfigProblem] = []
+
+    def walk(value: Any, path: YamlPath) -> Any:
+        if isinstance(value, str):
+            try:
+                return expand_env(value, env)
+            except UnsetVariableError as exc:
+                problems.append(ConfigProblem(source, None, format_path(path), str(exc)))
+                return value
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    expanded = {**data, "targets": walk(data["targets"], ("targets",))}
+    if problems:
+        raise ConfigError(problems)
+    return expanded
+
+
+def parse_policy(
+    data: Any, source: str = "<policy>", env: Mapping[str, str] | None = None
+) -> Policy:
+    """Validate already-parsed YAML data as a Policy; ConfigError naming each YAML path.
+
+    Strings under `targets:` may use `$VAR`/`${VAR}` (`$$` for a `$`), taken from `env`
+    (default: the process environment); an unset variable is an error naming it."""
+    data = _expand_targets(data, os.environ if env is None else env, source)
     try:
         return Policy.model_validate(data if data is not None else {})
     except ValidationError as exc:
@@ -617,7 +652,7 @@ def parse_policy(data: Any, source: str = "<policy>") -> Policy:
         ) from None
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path, env: Mapping[str, str] | None = None) -> Policy:
     """Read and validate the policy file at `path`; ConfigError naming the file and YAML paths."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -627,4 +662,4 @@ def load_policy(path: str | Path) -> Policy:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"yaml: {exc}")]) from None
-    return parse_policy(data, str(path))
+    return parse_policy(data, str(path), env)

@@ -232,3 +232,30 @@ def test_duplicate_rule_names() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_policy({"rules": [rule, rule]}, "p.yml")
     assert str(raised.value) == "p.yml: rules[1].name: duplicate rule name 'r'"
+
+
+def test_target_strings_take_variables_from_the_environment() -> None:
+    data = {
+        "targets": {
+            "redis": {"cache": {"url": "redis://:${CACHE_PASSWORD}@cache:6379/0"}},
+            "postgres": {"main": {"dsn": "$PG_DSN"}},
+        },
+        "rules": [
+            {
+                "name": "r",
+                "matchers": ['alertname=~"Redis.*High$"'],  # `$` in a matcher stays a regex
+                "action": "redis.cache_flush",
+                "target": "cache",
+                "params": {"patterns": ["cache:*"]},
+            }
+        ],
+    }
+    env = {"CACHE_PASSWORD": "pw$1", "PG_DSN": "postgresql://u@db:5432/app"}
+    policy = parse_policy(data, env=env)
+    assert policy.targets.redis["cache"].url.get_secret_value() == "redis://:pw$1@cache:6379/0"
+    assert policy.targets.postgres["main"].dsn.get_secret_value() == env["PG_DSN"]
+    assert policy.matching({"alertname": "RedisMemoryHigh"})
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(data, "p.yml", env={"CACHE_PASSWORD": "x"})
+    assert "targets.postgres.main.dsn" in str(caught.value)
+    assert "environment variable PG_DSN is not set" in str(caught.value)
