@@ -10,13 +10,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from schemas.remediation import ActionName, Policy, TerminateIdleParams, load_policy
+from schemas.remediation import (
+    ActionName,
+    CacheFlushParams,
+    Policy,
+    TerminateIdleParams,
+    load_policy,
+)
 from tests.deploy.artifacts import COMPOSE, DEPLOY, check_settings, compose_mounts, load_yaml
+from tests.deploy.test_remediation_policy import POLICY_FILE, policy_variables
 
 COMPOSE_FILE: dict[str, Any] = load_yaml(COMPOSE)
 SERVICES: dict[str, Any] = COMPOSE_FILE["services"]
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-POLICY: Policy = load_policy(DEPLOY / "tocsin" / "remediation.yml")
+INIT_SQL = DEPLOY / "postgres" / "initdb" / "10-roles.sql"
 
 
 def environment(service: str) -> dict[str, str]:
@@ -141,6 +148,12 @@ def interpolate(value: str) -> str:
     return re.sub(r"\$\{(\w+)[^}]*\}", lambda m: env[m.group(1)], value)
 
 
+# The policy as the tocsin container loads it: its $VARs from the container's environment.
+POLICY: Policy = load_policy(
+    POLICY_FILE, env={k: interpolate(v) for k, v in environment("tocsin").items()}
+)
+
+
 def hostnames() -> set[str]:
     """Every name a container on the compose network answers to."""
     names = set(SERVICES)
@@ -164,15 +177,96 @@ def test_tocsin_runs_remediation_with_the_policy() -> None:
     check_settings(env)
 
 
-def test_audit_dsn_is_the_compose_postgres() -> None:
-    dsn = urlsplit(interpolate(environment("tocsin")["TOCSIN_REMEDIATION__AUDIT_DSN"]))
-    postgres = {k: interpolate(v) for k, v in environment("postgres").items()}
-    assert (dsn.scheme, dsn.hostname, dsn.port) == ("postgresql", "postgresql", 5432)
-    assert (dsn.username, dsn.password) == (
-        postgres["POSTGRES_USER"],
-        postgres["POSTGRES_PASSWORD"],
-    )
-    assert dsn.path == f"/{postgres['POSTGRES_DB']}"
+def postgres_env() -> dict[str, str]:
+    return {k: interpolate(v) for k, v in environment("postgres").items()}
+
+
+def init_roles() -> dict[str, dict[str, str]]:
+    """Role -> {"options": its CREATE ROLE options, "password_env": the variable of its
+    password} of every role postgres/initdb/10-roles.sql creates."""
+    sql = INIT_SQL.read_text(encoding="utf-8")
+    getenv = dict(re.findall(r"^\\getenv (\w+) (\w+)$", sql, re.MULTILINE))
+    roles: dict[str, dict[str, str]] = {}
+    for name, options in re.findall(r"^CREATE ROLE (\w+) ([^;]*);", sql, re.MULTILINE):
+        [variable] = re.findall(r"PASSWORD :'(\w+)'", options)
+        roles[name] = {"options": " ".join(options.split()), "password_env": getenv[variable]}
+    return roles
+
+
+def init_grants() -> dict[str, set[str]]:
+    """Role -> the roles granted to it by the init SQL."""
+    sql = INIT_SQL.read_text(encoding="utf-8")
+    grants: dict[str, set[str]] = {}
+    for granted, member in re.findall(r"^GRANT ([\w, ]+) TO (\w+);", sql, re.MULTILINE):
+        grants.setdefault(member, set()).update(g.strip() for g in granted.split(","))
+    return grants
+
+
+def check_login_role(dsn: str) -> str:
+    """`dsn` is the compose PostgreSQL as a non-superuser login role that the init SQL creates,
+    with the password the postgres container gives that role; its user."""
+    parts = urlsplit(dsn)
+    postgres = postgres_env()
+    assert (parts.scheme, parts.hostname, parts.port) == ("postgresql", "postgresql", 5432), dsn
+    assert parts.path == f"/{postgres['POSTGRES_DB']}", dsn
+    assert parts.username is not None
+    assert parts.username != postgres["POSTGRES_USER"], "the compose superuser"
+    role = init_roles()[parts.username]
+    options = role["options"].split()
+    assert "LOGIN" in options
+    assert "NOSUPERUSER" in options
+    assert "SUPERUSER" not in options
+    assert parts.password == postgres[role["password_env"]]
+    return parts.username
+
+
+def test_init_sql_is_mounted_and_its_passwords_are_set() -> None:
+    mounts = compose_mounts(SERVICES["postgres"])
+    [(source, target)] = [m for m in mounts if m[1].startswith("/docker-entrypoint-initdb.d")]
+    assert target == "/docker-entrypoint-initdb.d"
+    assert (DEPLOY / source / INIT_SQL.name) == INIT_SQL
+    assert INIT_SQL.is_file()
+    roles = init_roles()
+    assert set(roles) == {"catalytic_app", "tocsin_remediation", "tocsin_audit"}
+    postgres = environment("postgres")
+    for role in roles.values():
+        assert role["password_env"] in postgres  # each from deploy/.env via compose
+
+
+def test_audit_dsn_is_the_compose_postgres_as_a_role_that_may_create_its_table() -> None:
+    user = check_login_role(interpolate(environment("tocsin")["TOCSIN_REMEDIATION__AUDIT_DSN"]))
+    # a schema of its own, named after it: first on the default search_path ("$user", public)
+    sql = INIT_SQL.read_text(encoding="utf-8")
+    assert re.search(rf"^CREATE SCHEMA {user} AUTHORIZATION {user};", sql, re.MULTILINE)
+
+
+def test_policy_postgres_target_is_a_role_that_may_end_sessions() -> None:
+    [target] = POLICY.targets.postgres.values()
+    user = check_login_role(target.dsn.get_secret_value())
+    assert {"pg_signal_backend", "pg_read_all_stats"} <= init_grants()[user]
+
+
+def test_policy_variables_are_set_in_compose() -> None:
+    # the tocsin container's environment has them, from deploy/.env (test_every_variable...)
+    assert policy_variables() <= set(environment("tocsin"))
+    [redis] = POLICY.targets.redis.values()
+    url = urlsplit(redis.url.get_secret_value())
+    assert url.password == interpolate("${REDIS_PASSWORD}")
+    assert (url.hostname, url.port) == ("redis", 6379)
+
+
+def test_shared_redis_never_evicts() -> None:
+    # Tocsin's state and the app cache share the compose Redis: noeviction, and no switch
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    tocsin_redis = urlsplit(interpolate(environment("tocsin")["TOCSIN_REDIS__URL"]))
+    for rule in POLICY.rules:
+        if rule.action is ActionName.REDIS_CACHE_FLUSH:
+            assert isinstance(rule.params, CacheFlushParams)
+            assert rule.target is not None
+            url = urlsplit(POLICY.targets.redis[rule.target].url.get_secret_value())
+            assert url.hostname == tocsin_redis.hostname
+            assert rule.params.temporary_policy is None, rule.name
 
 
 def test_policy_targets_are_compose_hosts() -> None:
@@ -221,6 +315,8 @@ def test_demo_app_is_the_guides_saas_api() -> None:
         6379,
     )
     assert redis_url.password == interpolate("${REDIS_PASSWORD}")
+    # its own non-superuser role: terminate_idle never ends a superuser's sessions
+    assert check_login_role(args.pg_dsn) == "catalytic_app"
     # the policy reaches it at saas-api:8000, and terminate_idle picks its sessions
     [agent] = POLICY.targets.apps.values()
     assert urlsplit(agent.url).netloc == "saas-api:8000"

@@ -6,21 +6,24 @@ import shutil
 import subprocess
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from schemas.remediation import AppTarget, load_policy
 from services.cli import _parser
 from tests.deploy.artifacts import DEPLOY, K8S, check_settings, load_yaml, load_yaml_all
+from tests.deploy.test_remediation_policy import POLICY_FILE, policy_variables
 
 KUSTOMIZATION: dict[str, Any] = load_yaml(K8S / "kustomization.yaml")
 OBJECTS: list[dict[str, Any]] = [
     doc for name in KUSTOMIZATION["resources"] for doc in load_yaml_all(K8S / name)
 ]
 DEPLOYMENTS = {o["metadata"]["name"]: o for o in OBJECTS if o["kind"] == "Deployment"}
-SECRET_KEYS = {
-    o["metadata"]["name"]: set(o["stringData"]) for o in OBJECTS if o["kind"] == "Secret"
+SECRET_DATA: dict[str, dict[str, str]] = {
+    o["metadata"]["name"]: o["stringData"] for o in OBJECTS if o["kind"] == "Secret"
 }
+SECRET_KEYS = {name: set(data) for name, data in SECRET_DATA.items()}
 CONFIGMAPS: dict[str, dict[str, str]] = {
     o["metadata"]["name"]: o["data"] for o in OBJECTS if o["kind"] == "ConfigMap"
 }
@@ -51,6 +54,18 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 def literal_env(deployment: dict[str, Any]) -> dict[str, str]:
     """The container's env values given inline (secretKeyRef ones left out)."""
     return {e["name"]: e["value"] for e in container(deployment)["env"] if "value" in e}
+
+
+def pod_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The container's environment with the placeholder values of secret.yaml filled in."""
+    env: dict[str, str] = {}
+    for entry in container(deployment)["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = SECRET_DATA[ref["name"]][ref["key"]]
+    return env
 
 
 def pod_files(deployment: dict[str, Any]) -> dict[str, str]:
@@ -215,13 +230,43 @@ def test_remediation_has_the_audit_dsn_and_the_agent_secret() -> None:
         "key": "remediation-audit-dsn",
     }
     # each app target's secret_file is where the pod has the Secret's agent key
-    policy = load_policy(DEPLOY / "tocsin" / "remediation.yml")
+    policy = load_policy(POLICY_FILE, env=pod_env(deployment))
     apps: dict[str, AppTarget] = policy.targets.apps
     files = pod_files(deployment)
     assert apps
     for target in apps.values():
         if target.secret_file is not None:
             assert files[str(target.secret_file)] == "Secret/tocsin-secrets/tocsin-agent-secret"
+
+
+# Deployments that load the remediation policy: the router (to publish requests) and the service.
+POLICY_LOADERS = ("tocsin-router", "tocsin-remediation")
+
+
+def test_the_policy_loaders_are_those_with_the_policy_file() -> None:
+    loaders = {
+        name
+        for name, deployment in DEPLOYMENTS.items()
+        if "TOCSIN_REMEDIATION__POLICY_FILE" in literal_env(deployment)
+    }
+    assert loaders == set(POLICY_LOADERS)
+
+
+@pytest.mark.parametrize("name", POLICY_LOADERS)
+def test_policy_variables_come_from_the_secret(name: str) -> None:
+    deployment = DEPLOYMENTS[name]
+    entries = {e["name"]: e for e in container(deployment)["env"]}
+    for variable in sorted(policy_variables()):
+        assert variable in entries, f"{name}: {variable} not set (the policy would not load)"
+        ref = entries[variable]["valueFrom"]["secretKeyRef"]  # a secret: it holds a password
+        assert ref["name"] == "tocsin-secrets"
+        assert ref["key"] in SECRET_KEYS["tocsin-secrets"], variable
+    # the policy loads with the Secret's values, and its targets carry their credentials
+    policy = load_policy(POLICY_FILE, env=pod_env(deployment))
+    for redis in policy.targets.redis.values():
+        assert redis.url.get_secret_value().startswith("redis://:")
+    for postgres in policy.targets.postgres.values():
+        assert urlsplit(postgres.dsn.get_secret_value()).username == "tocsin_remediation"
 
 
 @pytest.mark.parametrize("name", SERVED)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from schemas.remediation import load_policy
 from tests.deploy.artifacts import SYSTEMD_ENV, SYSTEMD_UNIT, check_settings
+from tests.deploy.test_remediation_policy import POLICY_FILE, policy_variables
 
 DRAIN_SECONDS = 10  # services/runtime/lifecycle.py: Lifecycle(drain_timeout=10.0)
 
@@ -121,6 +124,22 @@ def test_remediation_drop_in() -> None:
     assert f"{CREDENTIALS}/agent-secret" in REMEDIATION_DROP_IN.read_text(encoding="utf-8")
     # the remediation settings live in the env file, not in the unit
     assert not any(k.startswith("TOCSIN_REMEDIATION__") for k in environment_lines(SECTIONS))
+
+
+def test_policy_variables_are_in_the_env_file() -> None:
+    # with the drop-in, `tocsin run` loads the policy: its $VARs come from tocsin.env
+    env = env_file()
+    assert policy_variables() <= set(env), sorted(policy_variables() - set(env))
+    policy = load_policy(POLICY_FILE, env=env)
+    for postgres in policy.targets.postgres.values():
+        dsn = urlsplit(postgres.dsn.get_secret_value())
+        assert dsn.username == "tocsin_remediation"
+        assert dsn.password  # a placeholder to change, in the 0640 env file
+    for redis in policy.targets.redis.values():
+        assert urlsplit(redis.url.get_secret_value()).password
+    drop_in = REMEDIATION_DROP_IN.read_text(encoding="utf-8")
+    for variable in policy_variables():
+        assert variable in drop_in, f"the drop-in's header should say {variable} is in tocsin.env"
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
