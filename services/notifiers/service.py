@@ -181,7 +181,11 @@ class NotifierService:
         self.use_config(config)
         topics = [notifications_topic(r.name) for r in config.receivers]
         await self._kafka.ensure_topics([t.name for t in FIXED_TOPICS] + topics)
-        self._producer = self._kafka.producer("notifiers")
+        # The notifiers' producer carries receipts, many per second and none awaited on the
+        # send path: its own, longer linger puts more of them in each produce request.
+        self._producer = self._kafka.producer(
+            "notifiers", linger_ms=self._settings.notifiers.linger_ms
+        )
         await self._producer.start()
         self._record = RecordStage(self._producer, self._registry, producer_id("notifiers"))
         self._retry = RetryStage(self._settings.notifiers.deadline, self._record.attempt)

@@ -70,8 +70,8 @@ class NflogStore(Protocol):
         """The live entries among `keys`."""
         ...
 
-    async def put(self, key: str, entry: NflogEntry) -> None:
-        """Store `entry` (it expires by itself)."""
+    async def put_many(self, entries: Sequence[tuple[str, NflogEntry]]) -> None:
+        """Store the entries (each expires by itself) in one round trip."""
         ...
 
 
@@ -85,6 +85,8 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
     if not maps:
         return {}
     first = maps[0]
+    if len(maps) == 1:  # the usual group of one alert
+        return dict(first)
     return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
 
 
@@ -327,12 +329,11 @@ class Dispatcher:
         puts: list[tuple[_Flush, str, NflogEntry]] = []
         for group in groups:
             await self._settle(group, puts)
-        results = await asyncio.gather(
-            *(self._nflog.put(key, entry) for _, key, entry in puts), return_exceptions=True
-        )
-        for (flush, _, _), result in zip(puts, results, strict=True):
-            if isinstance(result, BaseException):
-                flush.error = flush.error or result
+        try:
+            await self._nflog.put_many([(key, entry) for _, key, entry in puts])
+        except Exception as exc:  # noqa: BLE001 - these groups are retried (acked ones are skipped)
+            for flush, _, _ in puts:
+                flush.error = flush.error or exc
         for group in groups:
             if group.flush.error is None:
                 remove = after_flush(group.snapshot.resolved, group.current)

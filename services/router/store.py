@@ -172,9 +172,12 @@ class RouterStore:
         self._p = prefix
         self._sched = f"{prefix}sched"
         # EVALSHA, loaded into Redis on first use (also inside pipelines) by redis-py.
-        self._ensure_group = redis.register_script(_ENSURE_GROUP)
+        self._ensure_groups = redis.register_script(_ENSURE_GROUPS)
         self._add_sources = redis.register_script(_ADD_SOURCES)
         self._drop_sources = redis.register_script(_DROP_SOURCES)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._load = redis.register_script(_LOAD)
+        self._finish = redis.register_script(_FINISH)
 
     def _alert_key(self, fp: str) -> str:
         return f"{self._p}a:{fp}"
@@ -240,15 +243,17 @@ class RouterStore:
             pipe.set(
                 self._alert_key(fp), _pack_alert(alert), pxat=expire_at_ms + _ALERT_RETENTION_MS
             )
+        # One script for the batch's groups: each created with all its fields only if missing
+        # (a concurrent creator, or the collector having just removed it), scheduled only if
+        # unscheduled.
+        group_keys = [self._sched]
+        group_args: list[str | int | bytes] = []
         for group in groups:
-            # One script per group: created with all its fields only if missing (a concurrent
-            # creator, or the collector having just removed it), scheduled only if unscheduled.
             fields = [item for pair in group.to_redis().items() for item in pair]
-            await self._ensure_group(
-                keys=[f"{self._p}g:{group.gid}", self._sched],
-                args=[group.gid, group.next_tick_ns // 1_000_000, *fields],
-                client=pipe,
-            )
+            group_keys.append(f"{self._p}g:{group.gid}")
+            group_args += [group.gid, group.next_tick_ns // 1_000_000, len(fields), *fields]
+        if len(group_keys) > 1:
+            await self._ensure_groups(keys=group_keys, args=group_args, client=pipe)
         for gid, fps in members.items():
             pipe.hset(f"{self._p}m:{gid}", mapping=dict.fromkeys(map(_fp_bytes, fps), b""))
         for gid, tick_ns in early.items():
@@ -294,34 +299,32 @@ class RouterStore:
         """Claim the flush of each of `gids` for `ttl_ms` unless another replica holds it."""
         if not gids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in gids:
-            pipe.set(f"{self._p}l:{gid}", owner, nx=True, px=ttl_ms)
-        return [bool(ok) for ok in await pipe.execute()]
+        keys = [f"{self._p}l:{gid}" for gid in gids]
+        return [bool(ok) for ok in await self._acquire(keys=keys, args=[owner, ttl_ms])]
 
     async def release_leases(self, gids: Iterable[str], owner: str) -> None:
         """Give the leases back where still ours (compare-and-delete)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in gids:
-            pipe.eval(_RELEASE, 1, f"{self._p}l:{gid}", owner)
-        await pipe.execute()
+        keys = [f"{self._p}l:{gid}" for gid in gids]
+        if keys:
+            await self._finish(keys=[self._sched, *keys], args=[owner, 0])
 
     async def load_groups(
         self, gids: Sequence[str]
     ) -> dict[str, tuple[GroupRecord | None, list[str]]]:
         """Each group (None when gone) and its member fingerprints, sorted."""
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in gids:
-            pipe.hgetall(f"{self._p}g:{gid}")
-            pipe.hkeys(f"{self._p}m:{gid}")
-        rows = await pipe.execute()
-        return {
-            gid: (
-                GroupRecord.from_redis(gid, rows[2 * i]),
+        if not gids:
+            return {}
+        keys = [f"{self._p}{kind}:{gid}" for gid in gids for kind in ("g", "m")]
+        rows = await self._load(keys=keys)
+        found: dict[str, tuple[GroupRecord | None, list[str]]] = {}
+        for i, gid in enumerate(gids):
+            flat = rows[2 * i]  # HGETALL as a script returns it: field, value, ...
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            found[gid] = (
+                GroupRecord.from_redis(gid, fields),
                 sorted(fp.hex() for fp in rows[2 * i + 1]),
             )
-            for i, gid in enumerate(gids)
-        }
+        return found
 
     async def write_flushes(self, writes: FlushWrites) -> None:
         """Write back what a page of flushes decided, leases released last, in one pipeline."""
@@ -339,26 +342,28 @@ class RouterStore:
             await self._drop_sources(keys=keys, args=args, client=pipe)
         if writes.empty:
             pipe.sadd(f"{self._p}empty", *writes.empty)
-        for gid, remove, next_tick_ns, expected_tick_ns in writes.finished:
-            # Drop the resolved alerts, mark flushed, move the tick, unless an early flush
-            # moved it meanwhile (that one wins).
-            if remove:
+        for gid, remove, _, _ in writes.finished:
+            if remove:  # the resolved alerts the flush sent
                 pipe.hdel(f"{self._p}m:{gid}", *map(_fp_bytes, remove))
-            pipe.hset(f"{self._p}g:{gid}", mapping={"f": b"1", "t": str(next_tick_ns).encode()})
-            pipe.eval(
-                _MOVE_TICK,
-                1,
-                self._sched,
-                gid,
-                expected_tick_ns // 1_000_000,
-                next_tick_ns // 1_000_000,
-            )
         for gid in writes.deleted:  # gone, or its route left the config
             pipe.zrem(self._sched, gid)
             pipe.delete(f"{self._p}g:{gid}", f"{self._p}m:{gid}")
             pipe.srem(f"{self._p}empty", gid)
-        for gid in writes.leased:
-            pipe.eval(_RELEASE, 1, f"{self._p}l:{gid}", writes.owner)
+        # Mark the groups flushed and move their ticks (unless an early flush moved one
+        # meanwhile: that one wins), then release the leases, in one script call.
+        finish_keys = [self._sched]
+        finish_args: list[str | int] = [writes.owner, len(writes.finished)]
+        for gid, _, next_tick_ns, expected_tick_ns in writes.finished:
+            finish_keys.append(f"{self._p}g:{gid}")
+            finish_args += [
+                gid,
+                next_tick_ns,
+                expected_tick_ns // 1_000_000,
+                next_tick_ns // 1_000_000,
+            ]
+        finish_keys += [f"{self._p}l:{gid}" for gid in writes.leased]
+        if len(finish_keys) > 1:
+            await self._finish(keys=finish_keys, args=finish_args, client=pipe)
         await pipe.execute()
 
     async def collect_empty(self) -> int:
@@ -400,13 +405,20 @@ class RouterStore:
         return [bool(ok) for ok in await pipe.execute()]
 
 
-# Create a group's hash (every field) and schedule only when it does not exist yet.
-_ENSURE_GROUP = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+# KEYS[1] the schedule, then group hashes; ARGV per group: its id, first tick (ms), the number
+# of field and value items, those items. Each group's hash is created (every field) and the group
+# scheduled only when it does not exist yet.
+_ENSURE_GROUPS = """
+local at = 1
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[at + 2])
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('HSET', KEYS[i], unpack(ARGV, at + 3, at + 2 + n))
+  end
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[at + 1], ARGV[at])
+  at = at + 3 + n
 end
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
-return 1
+return #KEYS - 1
 """
 # Delete a group if it has no member, atomically with respect to a batch adding one.
 _COLLECT = """
@@ -418,18 +430,43 @@ if redis.call('HLEN', KEYS[1]) == 0 then
 end
 return 0
 """
-# Delete the lease only if we still own it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# Move a group's tick from the flushed one to the next, unless an early flush moved it meanwhile.
-_MOVE_TICK = """
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) == tonumber(ARGV[2]) then
-  return redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+# Claim a flush lease on each of KEYS for ARGV[2] ms unless another replica holds it: 1 or 0.
+_ACQUIRE = """
+local got = {}
+for i, key in ipairs(KEYS) do
+  got[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 end
-return 0
+return got
+"""
+# Per group (KEYS in pairs: its hash, its members): the hash's fields and values, the members.
+_LOAD = """
+local rows = {}
+for i = 1, #KEYS, 2 do
+  rows[i] = redis.call('HGETALL', KEYS[i])
+  rows[i + 1] = redis.call('HKEYS', KEYS[i + 1])
+end
+return rows
+"""
+# A page's finished flushes: KEYS[1] the schedule, then each group's hash, then the leases to
+# release; ARGV the owner, the number of groups, and per group its id, next tick (ns) and the
+# flushed and next ticks (ms). Each group is marked flushed with its next tick, and its score
+# moves from the flushed tick to the next one unless an early flush moved it meanwhile; then
+# the leases still ours are deleted.
+_FINISH = """
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  local at = 3 + (i - 1) * 4
+  local gid = ARGV[at]
+  redis.call('HSET', KEYS[1 + i], 'f', '1', 't', ARGV[at + 1])
+  local s = redis.call('ZSCORE', KEYS[1], gid)
+  if s and tonumber(s) == tonumber(ARGV[at + 2]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[at + 3], gid)
+  end
+end
+for i = n + 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return n
 """
 # The offset of an 8-byte fingerprint in a packed list (1-based, aligned), or nil.
 _FIND = """

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from services.runtime.partition import KafkaPartitioner
 from services.runtime.settings import KafkaSettings
 
 __all__ = ["KafkaFactory", "PublishError"]
@@ -44,8 +45,10 @@ class KafkaFactory:
                 common["sasl_plain_password"] = s.sasl_password.get_secret_value()
         return common
 
-    def producer(self, name: str) -> AIOKafkaProducer:
-        """A producer waiting for all in-sync replicas; idempotent on real Kafka."""
+    def producer(self, name: str, *, linger_ms: int | None = None) -> AIOKafkaProducer:
+        """A producer waiting for all in-sync replicas; idempotent on real Kafka.
+
+        `linger_ms` overrides the configured batching delay for this producer."""
         idempotent = self.settings.idempotence
         if idempotent is None:
             idempotent = not self.embedded  # Tansu lacks InitProducerId
@@ -54,8 +57,9 @@ class KafkaFactory:
             client_id=f"{self.settings.client_id}-{name}",
             acks="all",
             enable_idempotence=idempotent,
-            linger_ms=self.settings.linger_ms,
+            linger_ms=self.settings.linger_ms if linger_ms is None else linger_ms,
             max_batch_size=256 * 1024,
+            partitioner=KafkaPartitioner(),
             request_timeout_ms=max(int(self.settings.publish_timeout * 1000), 1000),
         )
 

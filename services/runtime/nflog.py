@@ -5,8 +5,9 @@ topic, so it skips unchanged groups until repeat_interval, as Alertmanager's ded
 notifiers a "delivered" log (written after a successful send, checked before sending, so a
 redelivered notification is not sent twice). Entries expire by themselves (Redis TTL).
 
-`get_many` and `put` do the I/O; `redis_key`, `encode` and `decode` let a caller fold the reads
-and writes of many entries into its own script or pipeline (the notifiers' batches do).
+`get_many`, `put` and `put_many` do the I/O; `redis_key`, `encode` and `decode` let a caller
+fold the reads and writes of many entries into its own script or pipeline (the notifiers'
+batches do).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RedisNflog:
     def __init__(self, redis: RedisClient, log: str, prefix: str = "tocsin:nflog:") -> None:
         self._redis = redis
         self._prefix = f"{prefix}{log}:"
+        self._put_many = redis.register_script(_PUT_MANY)
 
     def redis_key(self, key: str) -> str:
         """The Redis key holding the entry for `key`."""
@@ -62,3 +64,25 @@ class RedisNflog:
         """Store `entry`, expiring when it does."""
         value, pxat = self.encode(entry)
         await self._redis.set(self.redis_key(key), value, pxat=pxat)
+
+    async def put_many(self, entries: Sequence[tuple[str, NflogEntry]]) -> None:
+        """Store many entries in one script call (one round trip), each expiring when it does.
+        When it raises, any of them may or may not be stored."""
+        if not entries:
+            return
+        keys: list[str] = []
+        args: list[bytes | int] = []
+        for key, entry in entries:
+            value, pxat = self.encode(entry)
+            keys.append(self.redis_key(key))
+            args += [value, pxat]
+        await self._put_many(keys=keys, args=args)
+
+
+# SET KEYS[i] ARGV[2i-1] PXAT ARGV[2i] for every key (PXAT: Redis 6.2).
+_PUT_MANY = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[2 * i - 1], 'PXAT', ARGV[2 * i])
+end
+return #KEYS
+"""

@@ -160,6 +160,9 @@ class NotifierSettings(_Section):
     claim_ttl: float = Field(
         60.0, gt=0, description="seconds a worker holds a notification it is sending"
     )
+    linger_ms: int = Field(
+        10, ge=0, description="the notifiers' producer batching delay (receipts), milliseconds"
+    )
 
 
 class RemediationSettings(_Section):

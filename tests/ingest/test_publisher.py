@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from services.ingest.publisher import AlertPublisher
 from services.runtime.embedded import EmbeddedKafka, free_port
 from services.runtime.kafka import KafkaFactory, PublishError
-from services.runtime.partition import murmur2, murmur2_py
+from services.runtime.partition import KafkaPartitioner, murmur2, murmur2_py
 from services.runtime.settings import load_settings
 
 
@@ -22,6 +22,25 @@ def test_c_murmur2_equals_kafkas() -> None:
     for n in range(2000):
         key = os.urandom(n % 37)
         assert murmur2(key) == murmur2_py(key)
+
+
+def test_producers_partition_keys_as_aiokafkas_default_partitioner() -> None:
+    ours, theirs = KafkaPartitioner(), DefaultPartitioner()
+    for n in range(2000):
+        key = os.urandom(n % 41)
+        partitions = list(range(1 + n % 13))
+        assert ours(key, partitions, partitions) == theirs(key, partitions, partitions)
+    assert ours(None, [0, 1, 2], [2]) == 2  # no key: one of the available partitions
+
+
+async def test_the_factory_gives_producers_the_c_partitioner() -> None:
+    factory = KafkaFactory(load_settings({}).kafka, "127.0.0.1:1", embedded=True)
+    producer = factory.producer("t", linger_ms=25)
+    try:
+        assert isinstance(producer._partitioner, KafkaPartitioner)
+        assert producer._message_accumulator._linger_time == 25 / 1000
+    finally:
+        await producer.stop()
 
 
 async def test_concurrent_requests_are_all_acked_on_kafkas_partitions(kafka_bootstrap: str) -> None:

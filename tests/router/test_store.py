@@ -154,3 +154,55 @@ async def test_members_are_a_hash_of_binary_fingerprints(store: RouterStore) -> 
     assert await store.redis.type(f"{store._p}m:g1") == b"hash"
     await store.write_flushes(FlushWrites("me", forget_members={"g1": [FP1]}))
     assert (await store.load_groups(["g1"]))["g1"][1] == [FP2]
+
+
+async def test_leases_and_finished_flushes_in_one_script_each(store: RouterStore) -> None:
+    from services.router.store import GroupRecord
+
+    tick, moved, nxt = T0, T0 + 5 * S, T0 + 60 * S
+    groups = [GroupRecord(g, "{}:{}", "route", {}, T0, False, tick) for g in ("g1", "g2", "g3")]
+    await store.write_batch({}, groups, {}, {}, {})
+    await store.redis.zadd(store._sched, {"g3": moved // 1_000_000})  # an early flush moved it
+    assert await store.acquire_leases(["g1", "g2", "g3"], "me", 10_000) == [True] * 3
+    assert await store.acquire_leases(["g1", "g4"], "other", 10_000) == [False, True]
+    writes = FlushWrites("me", leased=["g1", "g2", "g3", "g4"])
+    writes.finished = [(g, [], nxt, tick) for g in ("g1", "g3")]
+    await store.write_flushes(writes)
+    loaded = await store.load_groups(["g1", "g2", "g3"])
+    assert [(r.flushed, r.next_tick_ns) for r, _ in loaded.values() if r is not None] == [
+        (True, nxt),
+        (False, tick),
+        (True, nxt),
+    ]
+    scores = [await store.redis.zscore(store._sched, g) for g in ("g1", "g2", "g3")]
+    assert scores == [nxt // 1_000_000, tick // 1_000_000, moved // 1_000_000]
+    # Ours released, another replica's kept.
+    assert [await store.redis.get(f"{store._p}l:{g}") for g in ("g1", "g2", "g3", "g4")] == [
+        None,
+        None,
+        None,
+        b"other",
+    ]
+    await store.release_leases(["g4"], "me")
+    assert await store.redis.get(f"{store._p}l:g4") == b"other"
+    await store.release_leases(["g4"], "other")
+    assert await store.redis.get(f"{store._p}l:g4") is None
+
+
+async def test_nflog_put_many_expires_each_entry_at_its_own_time(store: RouterStore) -> None:
+    from schemas.nflog import NflogEntry
+    from services.runtime.nflog import RedisNflog
+
+    seconds, _ = await store.redis.time()
+    now = int(seconds) * S
+    nflog = RedisNflog(store.redis, "published", prefix=store._p)
+    entries = [
+        ("k1", NflogEntry(frozenset({1}), frozenset(), now, now + 60 * S)),
+        ("k2", NflogEntry(frozenset(), frozenset({2}), now, now + 600 * S)),
+    ]
+    await nflog.put_many(entries)
+    await nflog.put_many([])
+    assert await nflog.get_many(["k1", "k2", "k3"], now) == dict(entries)
+    for key, entry in entries:
+        expiry = await expires_at(store, nflog.redis_key(key))
+        assert abs(expiry - entry.expires_ns // 1_000_000) <= 50
