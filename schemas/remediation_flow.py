@@ -80,12 +80,22 @@ class Remediation(_Model):
     decidedBy: str | None = None
     detail: str = ""
     result: dict[str, Any] | None = Field(None, description="the action's result, when it ran")
+    refusal: str | None = Field(
+        None, description="why the safety envelope refused the last run (its reason), if it did"
+    )
+    attempts: int = Field(
+        1,
+        ge=1,
+        description="runs tried: an auto run refused for a passing "
+        "reason (busy, locked, cooldown) is tried again on a re-send",
+    )
 
 
 class AuditEvent(enum.StrEnum):
     """What an audit record says happened."""
 
     REQUESTED = "requested"
+    RETRIED = "retried"  # a refused auto run tried again: detail.previous_reason, detail.attempt
     APPROVAL_REQUESTED = "approval_requested"
     APPROVED = "approved"
     REJECTED = "rejected"

@@ -309,7 +309,10 @@ async def _start(
         info.append(("notifiers", "webhook delivery (email, Slack, PagerDuty: coming)"))
     if remediating and not worker and redis_url is not None:
         # Started before the router, stopped after it: the router feeds it requests.
-        remediation = await _start_remediation(stack, settings, factory, redis_url, registry)
+        # Its runs in flight get half the process's drain: the rest of the teardown (its own
+        # producer and audit writer, the notifiers, the infrastructure) needs the other half.
+        drain = lifecycle.drain_timeout / 2
+        remediation = await _start_remediation(stack, settings, factory, redis_url, registry, drain)
         api_routes += remediation.api(auth).routes()
         rules = len(remediation.policy.rules)
         info.append(("remediation", f"{settings.remediation.policy_file} ({rules} rules)"))
@@ -384,14 +387,19 @@ async def _start_notifiers(
 
 
 async def _start_remediation(
-    stack: AsyncExitStack, settings: Settings, factory: KafkaFactory, redis_url: str, registry: Any
+    stack: AsyncExitStack,
+    settings: Settings,
+    factory: KafkaFactory,
+    redis_url: str,
+    registry: Any,
+    drain: float,
 ) -> Any:
     from services.remediation.service import RemediationService
     from services.runtime.redis import connect
 
     redis = connect(redis_url, name="tocsin-remediation")
     stack.push_async_callback(redis.aclose)
-    remediation = RemediationService(settings, factory, redis, registry)
+    remediation = RemediationService(settings, factory, redis, registry, drain=drain)
     await remediation.start()
     stack.push_async_callback(remediation.stop)
     return remediation

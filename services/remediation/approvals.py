@@ -12,8 +12,8 @@ Under the Redis key prefix `P` (`router.redis_prefix`):
 
 The id is derived from (rule, fingerprint, startsAt), so a redelivered request or a re-sent
 alert finds its remediation instead of creating another. Creation and every state change are
-Lua scripts: a change applies only from the state the caller read, and moves the indexes with
-it, so two replicas (or two approvers) can never both win.
+Lua scripts: a change applies only from the state the caller read (a retry: and the attempts it
+read), and moves the indexes with it, so two replicas (or two approvers) can never both win.
 """
 
 from __future__ import annotations
@@ -62,8 +62,10 @@ return 1
 """
 
 # KEYS: record, old state index, new state index, expiry set, pending index;
-# ARGV: id, expected state, new state, json, created score, record ttl ms (0: none).
-# Returns 1 when applied, the current state when it is not the expected one, nil when absent.
+# ARGV: id, expected state, new state, json, created score, record ttl ms (0: none, and a
+# terminal record's expiry is removed), expected attempts ('': any).
+# Returns 1 when applied, the current state when it is not the expected one, nil when absent,
+# 0 when the state is the expected one but its attempts are not (retried and refused meanwhile).
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then
@@ -71,6 +73,12 @@ if not current then
 end
 if current ~= ARGV[2] then
     return current
+end
+if ARGV[7] ~= '' then
+    local stored = cjson.decode(redis.call('HGET', KEYS[1], 'json'))
+    if tostring(stored['attempts'] or 1) ~= ARGV[7] then
+        return 0
+    end
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'json', ARGV[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -81,6 +89,8 @@ if ARGV[3] ~= 'pending' then
 end
 if tonumber(ARGV[6]) > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
+else
+    redis.call('PERSIST', KEYS[1])
 end
 return 1
 """
@@ -213,6 +223,29 @@ class RemediationStore:
         self, remediation: Remediation, state: RemediationState, **changes: Any
     ) -> Remediation:
         """Move `remediation` (as read) to `state`, with `changes`; Conflict if it moved first."""
+        return await self._change(remediation, state, "", changes)
+
+    async def retry(self, remediation: Remediation) -> Remediation:
+        """Move a refused remediation (as read) back to running, as its next attempt.
+
+        Conflict unless it is still refused with the attempts it was read with: of the replicas
+        handling re-sends of its alert at once, one wins, and a retry that was refused again
+        meanwhile is not retried a second time by a reader that saw the earlier refusal.
+        """
+        if remediation.state is not RemediationState.REFUSED:
+            raise ValueError("only a refused remediation is retried")
+        changes = {"attempts": remediation.attempts + 1, "detail": "", "refusal": None}
+        return await self._change(
+            remediation, RemediationState.RUNNING, str(remediation.attempts), changes
+        )
+
+    async def _change(
+        self,
+        remediation: Remediation,
+        state: RemediationState,
+        attempts: str,
+        changes: dict[str, Any],
+    ) -> Remediation:
         updated = remediation.model_copy(
             update={"state": state, "updatedAt": self.now_text(), **changes}
         )
@@ -235,10 +268,17 @@ class RemediationStore:
                 updated.model_dump_json(),
                 repr(_seconds(remediation.createdAt)),
                 self._retention_ms if state in TERMINAL else 0,
+                attempts,
             ],
         )
         if answer is None:
             raise Conflict(remediation.id, None, f"remediation {remediation.id} not found")
+        if answer == 0:
+            raise Conflict(
+                remediation.id,
+                remediation.state,
+                f"remediation {remediation.id} was retried meanwhile",
+            )
         if answer != 1:
             current = RemediationState(_text(answer))
             raise Conflict(

@@ -10,8 +10,9 @@ log names how many. The table is created when missing, with a trigger that raise
 DELETE and TRUNCATE: append-only for every role that is not its owner's superuser.
 
 Events that happen once per remediation (requested, approved, started, result...) get an id
-derived from the remediation and the event, so a redelivered request writing them again is
-recognisable (and skipped by the table); the others get a random one.
+derived from the remediation, its attempt (a retried auto run) and the event, so a redelivered
+request writing them again is recognisable (and skipped by the table); the others get a random
+one.
 """
 
 from __future__ import annotations
@@ -178,7 +179,9 @@ class AuditLog:
     ) -> AuditRecord:
         """Write one record; returns once Kafka acknowledged it (PostgreSQL follows)."""
         if remediation is not None and event not in _REPEATABLE:
-            record_id = uuid.uuid5(_NAMESPACE, f"{remediation.id}/{event.value}")
+            # a retried run (attempt 2 and on) is started, refused or done once per attempt
+            attempt = f"/{remediation.attempts}" if remediation.attempts > 1 else ""
+            record_id = uuid.uuid5(_NAMESPACE, f"{remediation.id}{attempt}/{event.value}")
         else:
             record_id = uuid.uuid4()
         record = AuditRecord(

@@ -8,7 +8,9 @@ approval, and the action then runs in that replica, through its executor and env
 
 For a firing request, each rule matching the labels gives one remediation: `auto` runs at once,
 `approval` waits (until `approval_ttl`) for a person, `dry-run` records what it would do. A
-resolved request cancels the alert's pending approvals.
+resolved request cancels the alert's pending approvals. An auto run the envelope refused for a
+passing reason (busy, locked, cooldown) is tried again when its alert is re-sent still firing,
+at most `max_attempts` times in all; other refusals, and approvals, are final.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ _STATE_OF: dict[str, RemediationState] = {
     "timed_out": RemediationState.TIMED_OUT,
     "refused": RemediationState.REFUSED,
 }
+#: Refusals that pass by themselves: the run is tried again on a later re-send of the alert.
+#: The others need a person (circuit, rate limit, allow-list) or mean there is nothing to do.
+_TRANSIENT = frozenset({RefusalReason.BUSY, RefusalReason.LOCKED, RefusalReason.COOLDOWN})
 
 
 class RemediationService:
@@ -88,6 +93,8 @@ class RemediationService:
         requests_topic: str = REMEDIATION_REQUESTS.name,
         audit_topic: str = REMEDIATION_AUDIT.name,
         alerts_topic: str = ALERTS.name,
+        max_attempts: int = 10,
+        drain: float = 5.0,
     ) -> None:
         if policy is None:
             if settings.remediation.policy_file is None:
@@ -100,6 +107,8 @@ class RemediationService:
         self._registry = registry
         self._clock: Clock = clock or SystemClock()
         self._topics = (requests_topic, audit_topic, alerts_topic)
+        self._max_attempts = max_attempts
+        self._drain = drain
         prefix = settings.router.redis_prefix
         self.store = RemediationStore(redis, clock=self._clock, prefix=prefix)
         self.envelope = Envelope(
@@ -173,19 +182,28 @@ class RemediationService:
         _log.info("remediation_started", rules=len(self.policy.rules))
 
     async def stop(self) -> None:
-        """Stop intake, let runs in flight finish (bounded), close everything; idempotent."""
+        """Stop intake, let runs in flight finish (bounded), close everything; idempotent.
+
+        The loops (an auto run happens inside the consumer's) and the approved runs get
+        `drain` seconds in all, then are cancelled: the process's whole teardown is bounded
+        too (`Lifecycle.drain_timeout`, 10 s, that the deployments' grace periods follow), and
+        the consumer, the audit writer and the producer must still close within it. A run
+        cancelled mid-way stays running until the check fails it as interrupted.
+        """
         self._stopping.set()
         loops, self._loops = self._loops, []
+        deadline = asyncio.get_running_loop().time() + self._drain
         for task in loops:
             try:
-                async with asyncio.timeout(10):
+                async with asyncio.timeout_at(deadline):
                     await task
             except TimeoutError:
                 task.cancel()
             except Exception:  # noqa: BLE001 - a loop that died is reported, teardown goes on
                 _log.exception("remediation_loop_failed", loop=task.get_name())
         if self._runs:
-            _, late = await asyncio.wait(self._runs, timeout=30)
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, late = await asyncio.wait(self._runs, timeout=left)
             for run in late:
                 run.cancel()
         if self._consumer is not None:
@@ -236,7 +254,7 @@ class RemediationService:
             return None
 
     async def handle(self, request: RemediationRequest) -> list[Remediation]:
-        """Act on one request; the remediations it created (none for a copy or a resolve)."""
+        """Act on one request; the remediations it created or retried (none for a resolve)."""
         await self.store.record_alert(request)
         if request.status == "resolved":
             await self._cancel(request.fingerprint)
@@ -282,7 +300,10 @@ class RemediationService:
             detail=detail,
         )
         if not await self.store.create(remediation):
-            return None  # this incident has its remediation already (a copy, or a re-send)
+            # this incident has its remediation already (a copy, or a re-send)
+            if rule.mode is Mode.AUTO and target is not None:
+                return await self._retry(remediation.id, rule)
+            return None
         self._count(remediation)
         audit = self.audit
         await audit.record(
@@ -308,6 +329,30 @@ class RemediationService:
             )
         return remediation
 
+    async def _retry(self, remediation_id_: str, rule: Rule) -> Remediation | None:
+        """Run a refused auto remediation again if its refusal has passed; None if not."""
+        remediation = await self.store.get(remediation_id_)
+        if (
+            remediation is None
+            or remediation.mode != Mode.AUTO.value
+            or remediation.state is not RemediationState.REFUSED
+            or remediation.refusal not in _TRANSIENT
+            or remediation.attempts >= self._max_attempts
+            or not await self.store.still_firing(remediation.fingerprint)
+        ):
+            return None
+        previous = remediation.refusal
+        try:
+            remediation = await self.store.retry(remediation)
+        except Conflict:
+            return None  # another replica retries it (or did, and it was refused again)
+        self._count(remediation)
+        await self.audit.record(
+            AuditEvent.RETRIED, remediation=remediation, actor="tocsin",
+            detail={"previous_reason": previous, "attempt": remediation.attempts},
+        )  # fmt: skip
+        return await self._execute(remediation, rule, auto=True, actor="policy")
+
     async def _execute(
         self, remediation: Remediation, rule: Rule, *, auto: bool, actor: str
     ) -> Remediation:
@@ -330,8 +375,9 @@ class RemediationService:
         log.info("remediation_outcome", status=outcome.status)
         state = _STATE_OF[outcome.status]
         result = outcome.result.model_dump(mode="json") if isinstance(outcome, Done) else None
+        refusal = outcome.reason.value if isinstance(outcome, Refused) else None
         remediation = await self.store.change(
-            remediation, state, detail=_describe(outcome), result=result
+            remediation, state, detail=_describe(outcome), result=result, refusal=refusal
         )
         self._count(remediation)
         await audit.record(

@@ -158,3 +158,42 @@ async def test_a_resolved_alert_cancels_its_pending_approval(
     assert trail[-1].event.value == "cancelled"
     # the alert firing again (a re-send of the same incident) does not reopen it
     assert await flow.service.handle(firing) == []
+
+
+async def test_a_refused_approved_run_is_not_retried_by_a_resend(
+    flow: Flow, redis_db: aioredis.Redis
+) -> None:
+    lock = f"{flow.prefix}remediation:lock:redis.cache_flush:cache"
+    await redis_db.set(lock, "another-run")
+    request = flow.request({"alertname": "RedisMemoryHigh"})
+    [pending] = await flow.service.handle(request)
+    await flow.service.approve(pending.id, "alice")
+    await flow.service.wait_runs()
+    refused = await flow.service.store.get(pending.id)
+    assert refused is not None
+    assert (refused.state, refused.refusal) == (RemediationState.REFUSED, "locked")
+    await redis_db.delete(lock)
+    flow.clock.advance(60)
+    assert await flow.service.handle(request) == []  # approvals need a person: no retry
+    assert await flow.service.store.get(pending.id) == refused
+
+
+async def test_a_retry_applies_once_from_the_attempt_it_read(flow: Flow) -> None:
+    [pending] = await flow.service.handle(flow.request({"alertname": "RedisMemoryHigh"}))
+    store = flow.service.store
+    refused = await store.change(pending, RemediationState.REFUSED, refusal="busy")
+    assert await store._redis.ttl(store._record(refused.id)) > 0  # terminal: kept a while
+    results = await asyncio.gather(
+        *(store.retry(refused) for _ in range(3)), return_exceptions=True
+    )
+    [running] = [r for r in results if not isinstance(r, BaseException)]
+    assert sum(isinstance(r, Conflict) for r in results) == 2
+    assert (running.state, running.attempts, running.refusal) == (
+        RemediationState.RUNNING, 2, None,
+    )  # fmt: skip
+    assert await store._redis.ttl(store._record(refused.id)) == -1  # running: no expiry
+    again = await store.change(running, RemediationState.REFUSED, refusal="busy")
+    # a reader that saw the first refusal (attempt 1) does not retry the second one
+    with pytest.raises(Conflict, match="retried meanwhile"):
+        await store.retry(refused)
+    assert (await store.retry(again)).attempts == 3

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import encode
-from schemas.remediation_flow import AuditEvent, AuditRecord, RemediationState
+from schemas.remediation_flow import AuditEvent, AuditRecord, Remediation, RemediationState
 from schemas.topics import REMEDIATION_REQUESTS
 from services.remediation.alarm import ALERTNAME
 from tests.remediation.conftest import PG_DSN, FakeClock
@@ -303,3 +303,112 @@ async def test_a_run_whose_process_died_is_failed_by_the_check(
     assert failed is not None
     assert failed.state is RemediationState.FAILED
     assert failed.detail.startswith("interrupted")
+
+
+def _lock_key(flow: Flow) -> str:
+    """The envelope's (action, target) lock, as another run in flight holds it."""
+    return f"{flow.prefix}remediation:lock:redis.cache_flush:cache"
+
+
+async def test_a_locked_run_is_retried_on_a_resend_once_the_lock_is_free(
+    flow: Flow, redis_db: aioredis.Redis
+) -> None:
+    await _fill(redis_db, "cache:session:", 10)
+    await redis_db.set(_lock_key(flow), "another-run")
+    request = flow.request({"alertname": "RedisMemoryHigh"})
+    [locked] = await flow.service.handle(request)
+    assert locked.state is RemediationState.REFUSED
+    assert (locked.refusal, locked.attempts) == ("locked", 1)
+    assert locked.detail.startswith("locked: ")
+    assert await _count(redis_db, "cache:session:*") == 10
+
+    await redis_db.delete(_lock_key(flow))  # the other run finished
+    flow.clock.advance(60)  # Alertmanager re-sends it, still firing
+    resent = request.model_copy(update={"receivedAt": "2027-01-15T08:02:00Z"})
+    [retried] = await flow.service.handle(resent)
+    assert retried.id == locked.id
+    assert retried.state is RemediationState.DONE
+    assert (retried.refusal, retried.attempts) == (None, 2)
+    assert await flow.service.store.get(locked.id) == retried
+    assert await _count(redis_db, "cache:session:*") == 0
+    trail = await flow.audit(locked.id, count=6)
+    assert _events(trail) == ["requested", "result", "retried", "started", "result", "verified"]
+    assert trail[2].detail == {"previous_reason": "locked", "attempt": 2}
+    assert trail[1].id != trail[4].id  # one result per attempt, both kept
+    assert await flow.service.handle(request) == []  # done: a later re-send does nothing
+
+
+async def test_a_run_refused_by_the_open_circuit_is_not_retried(flow: Flow) -> None:
+    await flow.service.envelope.open_circuit("test")
+    request = flow.request({"alertname": "RedisMemoryHigh"})
+    [refused] = await flow.service.handle(request)
+    assert (refused.state, refused.refusal) == (RemediationState.REFUSED, "circuit_open")
+    await flow.service.reset_circuit("ops")  # a person closes it; the incident stays refused
+    flow.clock.advance(60)
+    assert await flow.service.handle(request) == []
+    assert await flow.service.store.get(refused.id) == refused
+    assert AuditEvent.RETRIED not in [r.event for r in await flow.audit(refused.id, count=2)]
+
+
+async def test_concurrent_resends_retry_a_refused_run_once(
+    flow: Flow, redis_db: aioredis.Redis
+) -> None:
+    await redis_db.set(_lock_key(flow), "another-run")
+    request = flow.request({"alertname": "RedisMemoryHigh"})
+    [locked] = await flow.service.handle(request)
+    await redis_db.delete(_lock_key(flow))
+    flow.clock.advance(60)
+    answers = await asyncio.gather(*(flow.service.handle(request) for _ in range(4)))
+    assert sorted(len(a) for a in answers) == [0, 0, 0, 1]
+    done = await flow.service.store.get(locked.id)
+    assert done is not None
+    assert (done.state, done.attempts) == (RemediationState.DONE, 2)
+    trail = await flow.audit(locked.id, count=6)
+    assert _events(trail).count("retried") == 1
+    assert _events(trail).count("started") == 1
+
+
+async def test_retries_stop_after_the_attempt_bound(flow: Flow, redis_db: aioredis.Redis) -> None:
+    await redis_db.set(_lock_key(flow), "a-stuck-run")  # never released
+    request = flow.request({"alertname": "RedisMemoryHigh"}, ends_in=3600)
+    [locked] = await flow.service.handle(request)
+    for _ in range(11):  # every minute, past the bound (10 attempts)
+        flow.clock.advance(60)
+        await flow.service.handle(request)
+    last = await flow.service.store.get(locked.id)
+    assert last is not None
+    assert (last.state, last.refusal, last.attempts) == (RemediationState.REFUSED, "locked", 10)
+    trail = await flow.audit(locked.id, count=29)
+    assert _events(trail).count("retried") == 9
+    assert [r.detail["attempt"] for r in trail if r.event is AuditEvent.RETRIED] == list(
+        range(2, 11)
+    )
+
+
+async def test_a_refused_run_is_not_retried_once_its_alert_stopped_firing(
+    flow: Flow, redis_db: aioredis.Redis
+) -> None:
+    await redis_db.set(_lock_key(flow), "another-run")
+    request = flow.request({"alertname": "RedisMemoryHigh"}, ends_in=30)
+    [locked] = await flow.service.handle(request)
+    await redis_db.delete(_lock_key(flow))
+    flow.clock.advance(60)  # its endsAt passed: a late redelivery finds it no longer firing
+    assert await flow.service.handle(request) == []
+    assert await flow.service.store.get(locked.id) == locked
+
+
+async def test_stop_waits_for_runs_in_flight_only_within_its_drain(flow: Flow) -> None:
+    flow.service._drain = 0.5  # the process gives it half of Lifecycle.drain_timeout
+
+    async def hung() -> Remediation:
+        await asyncio.sleep(60)
+        raise AssertionError("not cancelled")
+
+    stuck = asyncio.create_task(hung())
+    flow.service._runs.add(stuck)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await flow.service.stop()
+    assert loop.time() - started < 5  # 0.5 s for the run, then the clients close
+    await asyncio.sleep(0)
+    assert stuck.cancelled()
