@@ -164,6 +164,14 @@ def agent_app(
 
     @web.middleware
     async def authenticate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        try:
+            return await _authenticated(request, handler)
+        except web.HTTPException as exc:  # unknown path, wrong method, body too large: JSON too
+            if exc.status < 400:
+                raise
+            return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+
+    async def _authenticated(request: web.Request, handler: _Handler) -> web.StreamResponse:
         timestamp = request.headers.get(TIMESTAMP)
         nonce = request.headers.get(NONCE)
         signature = request.headers.get(SIGNATURE)

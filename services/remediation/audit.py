@@ -260,7 +260,7 @@ class AuditLog:
                 async with self._pool.acquire() as conn:
                     await self._ensure_table(conn)
                     await conn.executemany(_INSERT, [_row(r) for r in batch])
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any failure
                 self._pg_failures.inc()
                 _log.warning(
                     "audit_pg_write_failed",
@@ -273,7 +273,10 @@ class AuditLog:
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             backoff = 0.5
-            for _ in batch:
+            # what is left of the batch is the backlog's head: a full backlog may have dropped
+            # some of it meanwhile, and records appended meanwhile are not written yet
+            written = {id(r) for r in batch}
+            while self._backlog and id(self._backlog[0]) in written:
                 self._backlog.popleft()
             self._pg_backlog.set(len(self._backlog))
 

@@ -115,6 +115,16 @@ end
 return 0
 """
 
+# Open the circuit, keeping the first reason: both fields at once, so that no reader (another
+# replica) ever sees a reason without its time, and no crash leaves one half written.
+_OPEN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('HSET', KEYS[1], 'reason', ARGV[1], 'opened_at', ARGV[2])
+    return 1
+end
+return 0
+"""
+
 # KEYS: window sorted sets; ARGV: now, window, member, then one limit per key.
 # Returns 0 when counted in every window, else the 1-based index of the window that is full.
 _COUNT = """
@@ -154,6 +164,7 @@ class Envelope:
         self._slots = asyncio.Semaphore(limits.max_concurrent)
         self._release = redis.register_script(_RELEASE)
         self._count = redis.register_script(_COUNT)
+        self._open = redis.register_script(_OPEN)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -168,9 +179,7 @@ class Envelope:
 
     async def open_circuit(self, reason: str) -> None:
         """Open the circuit (kept open, with the first reason, until `reset_circuit`)."""
-        key = self._key("circuit")
-        if await self._redis.hsetnx(key, "reason", reason):
-            await self._redis.hset(key, "opened_at", str(self._clock.now()))
+        await self._open(keys=[self._key("circuit")], args=[reason, str(self._clock.now())])
 
     async def reset_circuit(self) -> None:
         """Close the circuit so that auto runs may start again."""

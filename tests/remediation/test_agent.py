@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -264,3 +265,25 @@ def test_an_empty_secret_is_refused() -> None:
         agent_app(b"", AgentHooks())
     with pytest.raises(ValueError, match="must not be empty"):
         AgentClient("http://127.0.0.1:1/", b"")
+
+
+async def test_http_errors_are_json_naming_the_problem(served: tuple[str, FakePool]) -> None:
+    base, _ = served
+    now = time.time()
+    missing = PREFIX + "nope"
+    status, answer = await _send(base, "GET", missing, headers=_headers("GET", missing, now))
+    assert status == 404
+    assert "Not Found" in answer["error"]
+    path = PREFIX + "pool"
+    status, answer = await _send(base, "DELETE", path, headers=_headers("DELETE", path, now))
+    assert status == 405
+    assert "Method Not Allowed" in answer["error"]
+    big = b"x" * (1024 * 1024 + 1)  # over the default client_max_size
+    resize = PREFIX + "pool/resize"
+    headers = _headers("POST", resize, now, big)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(base + resize, data=io.BytesIO(big), headers=headers) as resp,
+    ):
+        assert resp.status == 413
+        assert "Too Large" in (await resp.json())["error"]

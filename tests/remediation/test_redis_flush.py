@@ -153,3 +153,24 @@ async def test_revert_leaves_a_policy_changed_meanwhile(
 async def _policy(client: aioredis.Redis) -> str:
     value = (await client.config_get("maxmemory-policy"))["maxmemory-policy"]
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def test_revert_to_an_unreachable_target_is_kept_and_the_others_go_on(
+    redis_db: aioredis.Redis, clock: FakeClock, original_policy: str
+) -> None:
+    await redis_db.config_set("maxmemory-policy", "noeviction")
+    reverts = PolicyReverts(redis_db, clock=clock, prefix="test:")
+    params = CacheFlushParams(
+        patterns=["cache:*"], temporary_policy=TemporaryEvictionPolicy(revert_after=5)
+    )
+    await cache_flush(redis_db, params, target="cache", reverts=reverts)
+    await reverts.record("away", "noeviction", "allkeys-lru", 1)  # due first
+    away = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    clock.advance(10)
+    try:
+        reverted = await reverts.revert_due({"away": away, "cache": redis_db})
+    finally:
+        await away.aclose()
+    assert [(r.target, r.reverted) for r in reverted] == [("cache", True)]
+    assert await _policy(redis_db) == "noeviction"
+    assert await reverts.pending("away") == "noeviction"  # tried again on a later call

@@ -220,3 +220,20 @@ async def test_no_free_slot_is_busy(redis_db: aioredis.Redis, clock: FakeClock) 
     assert isinstance(busy, Refused)
     assert busy.reason is RefusalReason.BUSY
     assert isinstance(await first, Done)
+
+
+async def test_circuit_is_opened_in_one_step(
+    envelope: Envelope, redis_db: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a crash (or a reader in another replica) between two writes must never see a reason
+    # without its time: circuit() would fail on every call after that
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("gone between the two writes")
+
+    monkeypatch.setattr(redis_db, "hset", broken)
+    await envelope.open_circuit("max 5 runs per hour reached (global)")
+    state = await envelope.circuit()
+    assert state is not None
+    assert state.reason == "max 5 runs per hour reached (global)"
+    await envelope.open_circuit("a later reason")  # the first reason is kept
+    assert (await envelope.circuit()) == state

@@ -12,12 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
 
 from schemas.remediation import ActionName, CacheFlushParams, CacheFlushResult
 from services.remediation.clock import Clock
 from services.remediation.safety import ActionRefused, RefusalReason
 
 __all__ = ["PolicyReverts", "Reverted", "cache_flush"]
+
+_log = structlog.get_logger("tocsin.remediation.redis_flush")
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,10 @@ class PolicyReverts:
         return None if raw is None else _text(raw)
 
     async def revert_due(self, targets: Mapping[str, aioredis.Redis]) -> list[Reverted]:
-        """Put back every policy whose deadline has passed, unless it was changed meanwhile."""
+        """Put back every policy whose deadline has passed, unless it was changed meanwhile.
+
+        A target that cannot be reached keeps its record, so a later call tries again.
+        """
         due = await self._state.zrangebyscore(self._deadlines, "-inf", self._clock.now())
         done: list[Reverted] = []
         for raw in due:
@@ -68,10 +75,14 @@ class PolicyReverts:
             if previous is None:
                 await self._state.zrem(self._deadlines, target)
                 continue
-            current = await _policy(client)
-            ours = applied is not None and current == _text(applied)
-            if ours:
-                await client.config_set("maxmemory-policy", _text(previous))
+            try:
+                current = await _policy(client)
+                ours = applied is not None and current == _text(applied)
+                if ours:
+                    await client.config_set("maxmemory-policy", _text(previous))
+            except (RedisError, OSError) as exc:  # target away: keep the record, try again later
+                _log.warning("policy_revert_failed", target=target, error=type(exc).__name__)
+                continue
             async with self._state.pipeline(transaction=True) as pipe:
                 pipe.zrem(self._deadlines, target)
                 pipe.hdel(self._previous, target)
