@@ -9,12 +9,11 @@ is not mentioned in it (the approval request stays visible through the API and C
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from pydantic import ValidationError
+from collections.abc import Callable, Sequence
 
 from schemas.group import Notification
 from schemas.remediation_flow import PendingHint, pending_index_key
+from schemas.timefmt import now_ns, parse_ns
 from services.runtime.redis import RedisClient
 
 __all__ = ["PendingHints", "approval_text"]
@@ -23,9 +22,16 @@ __all__ = ["PendingHints", "approval_text"]
 class PendingHints:
     """Reads the pending remediations of alerts from the shared Redis."""
 
-    def __init__(self, redis: RedisClient, *, prefix: str = "tocsin:") -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        prefix: str = "tocsin:",
+        clock: Callable[[], int] = now_ns,
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._clock = clock
 
     async def for_notification(self, notification: Notification) -> list[PendingHint]:
         """The pending remediations of the notification's firing alerts, oldest expiry first."""
@@ -36,12 +42,15 @@ class PendingHints:
         for fp in fingerprints:
             pipe.hgetall(pending_index_key(self._prefix, fp))
         hints: dict[str, PendingHint] = {}
+        now = self._clock()
         for rows in await pipe.execute():
             for value in rows.values():
                 try:
                     hint = PendingHint.model_validate_json(value)
-                except ValidationError:
-                    continue  # a record this version does not understand is not worth a failure
+                    if parse_ns(hint.expiresAt) <= now:
+                        continue  # expired; the remediation service's next check removes it
+                except ValueError:  # ValidationError included: an unknown record is no failure
+                    continue
                 hints[hint.id] = hint
         return sorted(hints.values(), key=lambda h: (h.expiresAt, h.id))
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -199,7 +200,12 @@ class NotifierService:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            except KafkaError:  # the client retries what it can; log and poll again
+                _log.exception("poll_failed")
+                await asyncio.sleep(1.0)
+                continue
             taken: list[tuple[TopicPartition, int, bytes]] = []
             for tp, records in batch.items():
                 for record in records:
@@ -219,8 +225,15 @@ class NotifierService:
         if self._consumer is None:
             return
         offsets = self._offsets.committable()
-        if offsets:
+        if not offsets:
+            return
+        try:
             await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # A rebalance took partitions away (CommitFailedError) or the broker is away: the
+            # new owner starts from the last committed offset and the dedup stage keeps what
+            # was already sent from going out twice. The loop must live on either way.
+            _log.warning("commit_failed", error=str(exc)[:200])
 
     def _done(self, tp: TopicPartition, offset: int) -> None:
         self._slots.release()

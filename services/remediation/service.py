@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -228,7 +229,13 @@ class RemediationService:
         consumer = self._consumer
         assert consumer is not None
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=100)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=100)
+            except KafkaError:  # the client retries what it can; log and poll again
+                _log.exception("poll_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                continue
             if not batch:
                 continue
             try:
@@ -241,7 +248,10 @@ class RemediationService:
             except Exception:  # noqa: BLE001 - Redis or the broker away: handle the batch again
                 _log.exception("handle_failed")
                 for tp, records in batch.items():
-                    consumer.seek(tp, records[0].offset)
+                    # After a rebalance the partition may be another member's: it re-reads
+                    # from the committed offset, so nothing is skipped.
+                    with contextlib.suppress(IllegalStateError):
+                        consumer.seek(tp, records[0].offset)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -179,7 +180,13 @@ class RouterService:
 
     async def _consume(self, consumer: AIOKafkaConsumer, dispatcher: Dispatcher) -> None:
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            except KafkaError:  # the client retries what it can; log and poll again
+                _log.exception("poll_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                continue
             alerts: list[Alert] = []
             for records in batch.values():
                 for record in records:
@@ -202,7 +209,10 @@ class RouterService:
             except Exception:  # noqa: BLE001 - Redis or the broker away: retry the same batch
                 _log.exception("receive_failed", alerts=len(alerts))
                 for tp, records in batch.items():
-                    consumer.seek(tp, records[0].offset)
+                    # After a rebalance the partition may be another member's: it re-reads
+                    # from the committed offset, so nothing is skipped.
+                    with contextlib.suppress(IllegalStateError):
+                        consumer.seek(tp, records[0].offset)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
 

@@ -244,3 +244,48 @@ async def test_dlq_list_and_redrive_deliver_after_the_fix(
         assert await dlq_redrive(factory, redis, prefix, io.StringIO(), [entry]) == 0  # once only
     finally:
         await redis.aclose()
+
+
+class _FailingConsumer:
+    """Stands in for the Kafka consumer: polls and commits fail as after a rebalance."""
+
+    def __init__(self, service: NotifierService) -> None:
+        self.service = service
+        self.polls = 0
+        self.commits = 0
+
+    async def getmany(self, **_: Any) -> dict[Any, Any]:
+        self.polls += 1
+        if self.polls == 1:
+            from aiokafka.errors import KafkaConnectionError
+
+            raise KafkaConnectionError("broker away")
+        self.service._stopping.set()
+        return {}
+
+    async def commit(self, offsets: Any = None) -> None:
+        from aiokafka.errors import CommitFailedError
+
+        self.commits += 1
+        raise CommitFailedError("partitions were reassigned")
+
+
+async def test_poll_and_commit_failures_do_not_end_the_consume_loop(
+    notifiers: Notifiers,
+) -> None:
+    from aiokafka import TopicPartition
+
+    service = notifiers.service
+    fake = _FailingConsumer(service)
+    tp = TopicPartition("t", 0)
+    service._offsets.begin(tp, 5)
+    service._offsets.end(tp, 5)
+    real, service._consumer = service._consumer, fake
+    try:
+        await service._commit()  # CommitFailedError: logged, not raised
+        await service._consume(fake)
+    finally:
+        service._consumer = real
+        service._stopping.clear()
+    assert fake.commits >= 1  # the loop commits through the stand-in too
+    assert fake.polls == 2  # polled again after the failed poll

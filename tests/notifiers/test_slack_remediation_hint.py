@@ -62,7 +62,7 @@ async def test_pending_approval_adds_an_attachment_with_the_commands(
     fp = notification().alerts[1].fingerprint
     hint = PendingHint(
         id="rem-1234", rule="redis-memory-high", action="redis.cache_flush", target="cache",
-        expiresAt="2026-11-27T03:00:00Z",
+        expiresAt="2099-01-01T00:00:00Z",
     )  # fmt: skip
     await redis.hset(pending_index_key(prefix, fp), hint.id, hint.model_dump_json())
     body = await send(PendingHints(redis, prefix=prefix))
@@ -93,7 +93,7 @@ async def test_without_pending_approvals_the_body_is_alertmanagers(
 async def test_resolved_groups_get_no_hint(redis_prefix: tuple[aioredis.Redis, str]) -> None:
     redis, prefix = redis_prefix
     fp = notification("resolved").alerts[0].fingerprint
-    hint = PendingHint(id="r", rule="r", action="a", target="t", expiresAt="2026-11-27T03:00:00Z")
+    hint = PendingHint(id="r", rule="r", action="a", target="t", expiresAt="2099-01-01T00:00:00Z")
     await redis.hset(pending_index_key(prefix, fp), hint.id, hint.model_dump_json())
     body = await send(PendingHints(redis, prefix=prefix), "resolved")
     assert len(body["attachments"]) == 1  # type: ignore[arg-type]
@@ -116,7 +116,7 @@ async def test_the_notifier_service_adds_the_hint_from_the_shared_redis(
     note = notification()
     hint = PendingHint(
         id="rem-svc", rule="db", action="postgres.terminate_idle", target="main",
-        expiresAt="2026-11-27T03:00:00Z",
+        expiresAt="2099-01-01T00:00:00Z",
     )  # fmt: skip
     await redis.hset(
         pending_index_key(prefix, note.alerts[0].fingerprint), hint.id, hint.model_dump_json()
@@ -155,3 +155,16 @@ async def test_the_notifier_service_adds_the_hint_from_the_shared_redis(
             await producer.stop()
     body = json.loads(stand_in.requests[0].body)
     assert "tocsin remediation approve rem-svc" in body["attachments"][1]["text"]
+
+
+async def test_an_expired_approval_is_not_offered(redis_prefix: tuple[aioredis.Redis, str]) -> None:
+    redis, prefix = redis_prefix
+    fp = notification().alerts[0].fingerprint
+    for hint in (
+        PendingHint(id="old", rule="r", action="a", target="t", expiresAt="2026-11-27T03:00:00Z"),
+        PendingHint(id="new", rule="r", action="a", target="t", expiresAt="2026-11-27T05:00:00Z"),
+    ):
+        await redis.hset(pending_index_key(prefix, fp), hint.id, hint.model_dump_json())
+    at_4am = 1_795_752_000 * 1_000_000_000  # 2026-11-27T04:00:00Z
+    hints = PendingHints(redis, prefix=prefix, clock=lambda: at_4am)
+    assert [h.id for h in await hints.for_notification(notification())] == ["new"]
