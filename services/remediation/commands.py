@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -157,7 +158,7 @@ async def _dispatch(
     http: aiohttp.ClientSession, base: str, command: str, args: argparse.Namespace
 ) -> int:
     if command == "list":
-        url = f"{base}?state={args.state}" if args.state else base
+        url = f"{base}?{urlencode({'state': args.state})}" if args.state else base
         found = await _call(http, "GET", url)
         _print(args, found, _table([_row(r) for r in found]))
     elif command == "show":

@@ -48,9 +48,13 @@ class PolicyReverts:
     async def record(self, target: str, previous: str, applied: str, revert_after: float) -> float:
         """Remember to put `previous` back; a pending revert keeps its original previous value."""
         deadline = self._clock.now() + revert_after
-        await self._state.hsetnx(self._previous, target, previous)
-        await self._state.hset(self._applied, target, applied)
-        await self._state.zadd(self._deadlines, {target: deadline})
+        # One transaction: a crash between the writes must not leave a previous value without
+        # its deadline (a change that is then never reverted).
+        pipe = self._state.pipeline(transaction=True)
+        pipe.hsetnx(self._previous, target, previous)
+        pipe.hset(self._applied, target, applied)
+        pipe.zadd(self._deadlines, {target: deadline})
+        await pipe.execute()
         return deadline
 
     async def pending(self, target: str) -> str | None:
