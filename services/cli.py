@@ -306,7 +306,7 @@ async def _start(
     if notifying and not worker and redis_url is not None:
         # Started before the router, stopped after it: its last notifications still go out.
         await _start_notifiers(stack, settings, factory, redis_url, registry)
-        info.append(("notifiers", "webhook delivery (email, Slack, PagerDuty: coming)"))
+        info.append(("notifiers", "email, Slack, PagerDuty and webhook delivery"))
     if remediating and not worker and redis_url is not None:
         # Started before the router, stopped after it: the router feeds it requests.
         # Its runs in flight get half the process's drain: the rest of the teardown (its own
