@@ -8,7 +8,10 @@ Under the Redis key prefix `P` (`router.redis_prefix`):
 - `P remediation:expiry`: a sorted set of the pending ids, scored by their approval deadline;
 - `pending_index_key(P, fingerprint)`: a hash, id -> `PendingHint` JSON, for the notifiers;
 - `P remediation:alert:<fingerprint>`: the alert's latest status and end, for the envelope's
-  "still firing" precondition.
+  "still firing" precondition;
+- `P remediation:audit-outbox`: a hash, audit record id -> `PendingRecord` JSON: the records a
+  creation or state change implies, written in the same script as the change and removed once
+  Kafka acknowledged them (see `services.remediation.audit`).
 
 The id is derived from (rule, fingerprint, startsAt), so a redelivered request or a re-sent
 alert finds its remediation instead of creating another. Creation and every state change are
@@ -25,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from schemas.remediation_flow import (
+    AuditEvent,
     PendingHint,
     Remediation,
     RemediationRequest,
@@ -32,6 +36,7 @@ from schemas.remediation_flow import (
     pending_index_key,
 )
 from schemas.timefmt import format_ns, parse_ns
+from services.remediation.audit import PendingRecord
 from services.remediation.clock import Clock
 
 __all__ = ["TERMINAL", "Conflict", "NotFound", "RemediationStore", "remediation_id"]
@@ -42,9 +47,22 @@ TERMINAL = frozenset(RemediationState) - {RemediationState.PENDING, RemediationS
 _NS = 1_000_000_000
 _DAY = 86_400.0
 
-# KEYS: record, state index, expiry set, pending index; ARGV: id, state, json, created score,
-# expiry score ('' when not pending), hint json, pending index ttl ms, record ttl ms (0: none).
-_CREATE = """
+# Appended to both scripts: the outbox is their last key, its entries (id, json) the arguments
+# after their own. Written only when the change applies.
+_OUTBOX = """
+local function outbox(first)
+    for i = first, #ARGV, 2 do
+        redis.call('HSET', KEYS[#KEYS], ARGV[i], ARGV[i + 1])
+    end
+end
+"""
+
+# KEYS: record, state index, expiry set, pending index, outbox; ARGV: id, state, json, created
+# score, expiry score ('' when not pending), hint json, pending index ttl ms, record ttl ms
+# (0: none), outbox entries.
+_CREATE = (
+    _OUTBOX
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then
     return 0
 end
@@ -58,15 +76,27 @@ end
 if tonumber(ARGV[8]) > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[8])
 end
+outbox(9)
+return 1
+"""
+)
+
+# KEYS: record, old state index, new state index, expiry set, pending index, outbox;
+# ARGV: id, expected state, new state, json, created score, record ttl ms (0: none, and a
+# terminal record's expiry is removed), expected attempts ('': any), outbox entries.
+# Returns 1 when applied, the current state when it is not the expected one, nil when absent,
+# 0 when the state is the expected one but its attempts are not (retried and refused meanwhile).
+# KEYS: outbox; ARGV: id, json. Replaces an entry only if it is still there.
+_DEFER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
 return 1
 """
 
-# KEYS: record, old state index, new state index, expiry set, pending index;
-# ARGV: id, expected state, new state, json, created score, record ttl ms (0: none, and a
-# terminal record's expiry is removed), expected attempts ('': any).
-# Returns 1 when applied, the current state when it is not the expected one, nil when absent,
-# 0 when the state is the expected one but its attempts are not (retried and refused meanwhile).
-_TRANSITION = """
+_TRANSITION = (
+    _OUTBOX
+    + """
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then
     return nil
@@ -92,8 +122,10 @@ if tonumber(ARGV[6]) > 0 then
 else
     redis.call('PERSIST', KEYS[1])
 end
+outbox(8)
 return 1
 """
+)
 
 
 class Conflict(Exception):
@@ -128,6 +160,10 @@ def remediation_id(rule: str, fingerprint: str, starts_at: str) -> str:
     return digest[:24]
 
 
+def _entries(outbox: Sequence[PendingRecord]) -> list[str]:
+    return [part for pending in outbox for part in (pending.id, pending.model_dump_json())]
+
+
 def _seconds(rfc3339: str) -> float:
     return parse_ns(rfc3339) / _NS
 
@@ -155,6 +191,7 @@ class RemediationStore:
         self.retention = retention
         self._create = redis.register_script(_CREATE)
         self._transition = redis.register_script(_TRANSITION)
+        self._defer = redis.register_script(_DEFER)
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -168,6 +205,10 @@ class RemediationStore:
     def _expiry(self) -> str:
         return f"{self._base}expiry"
 
+    @property
+    def _outbox(self) -> str:
+        return f"{self._base}audit-outbox"
+
     def _alert(self, fingerprint: str) -> str:
         return f"{self._base}alert:{fingerprint}"
 
@@ -177,8 +218,8 @@ class RemediationStore:
 
     # -- remediations -----------------------------------------------------------------------
 
-    async def create(self, remediation: Remediation) -> bool:
-        """Store a new remediation with its indexes; False when its id exists already."""
+    async def create(self, remediation: Remediation, outbox: Sequence[PendingRecord] = ()) -> bool:
+        """Store a new remediation with its indexes and `outbox`; False when its id exists."""
         pending = remediation.state is RemediationState.PENDING
         expiry = ""
         hint = ""
@@ -200,6 +241,7 @@ class RemediationStore:
                 self._index(remediation.state),
                 self._expiry,
                 pending_index_key(self.prefix, remediation.fingerprint),
+                self._outbox,
             ],
             args=[
                 remediation.id,
@@ -210,6 +252,7 @@ class RemediationStore:
                 hint,
                 int(ttl * 1000),
                 self._retention_ms if remediation.state in TERMINAL else 0,
+                *_entries(outbox),
             ],
         )
         return bool(created)
@@ -220,12 +263,22 @@ class RemediationStore:
         return None if raw is None else Remediation.model_validate_json(raw)
 
     async def change(
-        self, remediation: Remediation, state: RemediationState, **changes: Any
+        self,
+        remediation: Remediation,
+        state: RemediationState,
+        *,
+        outbox: Sequence[PendingRecord] = (),
+        **changes: Any,
     ) -> Remediation:
-        """Move `remediation` (as read) to `state`, with `changes`; Conflict if it moved first."""
-        return await self._change(remediation, state, "", changes)
+        """Move `remediation` (as read) to `state`, with `changes`; Conflict if it moved first.
 
-    async def retry(self, remediation: Remediation) -> Remediation:
+        `outbox`: the audit records the change implies, stored with it (only if it applies).
+        """
+        return await self._change(remediation, state, "", changes, outbox)
+
+    async def retry(
+        self, remediation: Remediation, outbox: Sequence[PendingRecord] = ()
+    ) -> Remediation:
         """Move a refused remediation (as read) back to running, as its next attempt.
 
         Conflict unless it is still refused with the attempts it was read with: of the replicas
@@ -236,7 +289,7 @@ class RemediationStore:
             raise ValueError("only a refused remediation is retried")
         changes = {"attempts": remediation.attempts + 1, "detail": "", "refusal": None}
         return await self._change(
-            remediation, RemediationState.RUNNING, str(remediation.attempts), changes
+            remediation, RemediationState.RUNNING, str(remediation.attempts), changes, outbox
         )
 
     async def _change(
@@ -245,6 +298,7 @@ class RemediationStore:
         state: RemediationState,
         attempts: str,
         changes: dict[str, Any],
+        outbox: Sequence[PendingRecord] = (),
     ) -> Remediation:
         updated = remediation.model_copy(
             update={"state": state, "updatedAt": self.now_text(), **changes}
@@ -260,6 +314,7 @@ class RemediationStore:
                 self._index(state),
                 self._expiry,
                 pending_index_key(self.prefix, remediation.fingerprint),
+                self._outbox,
             ],
             args=[
                 remediation.id,
@@ -269,6 +324,7 @@ class RemediationStore:
                 repr(_seconds(remediation.createdAt)),
                 self._retention_ms if state in TERMINAL else 0,
                 attempts,
+                *_entries(outbox),
             ],
         )
         if answer is None:
@@ -330,6 +386,33 @@ class RemediationStore:
             for state in TERMINAL:
                 pipe.zremrangebyscore(self._index(state), "-inf", cutoff)
             await pipe.execute()
+
+    # -- audit outbox ----------------------------------------------------------------------
+
+    async def outbox(self, ids: Sequence[str] | None = None) -> list[PendingRecord]:
+        """The outbox records (those of `ids`, or all), oldest first."""
+        if ids is None:
+            raws = list((await self._redis.hgetall(self._outbox)).values())
+        elif ids:
+            raws = [raw for raw in await self._redis.hmget(self._outbox, list(ids)) if raw]
+        else:
+            raws = []
+        found = [PendingRecord.model_validate_json(raw) for raw in raws]
+        order = list(AuditEvent)
+        return sorted(found, key=lambda p: (parse_ns(p.at), order.index(p.event)))
+
+    async def written(self, record_id: str) -> bool:
+        """Remove a written record from the outbox; False if another writer removed it first."""
+        return bool(await self._redis.hdel(self._outbox, record_id))
+
+    async def defer(self, pending: PendingRecord) -> None:
+        """Mark an outbox record whose write failed (if it is still there)."""
+        failed = pending.model_copy(update={"failed": True})
+        await self._defer(keys=[self._outbox], args=[pending.id, failed.model_dump_json()])
+
+    async def in_outbox(self, record_id: str) -> bool:
+        """Whether a record is still waiting in the outbox."""
+        return bool(await self._redis.hexists(self._outbox, record_id))
 
     # -- alert status -----------------------------------------------------------------------
 

@@ -13,6 +13,13 @@ Events that happen once per remediation (requested, approved, started, result...
 derived from the remediation, its attempt (a retried auto run) and the event, so a redelivered
 request writing them again is recognisable (and skipped by the table); the others get a random
 one.
+
+Records that go with a state change are not lost when the write fails or the process stops
+between the change and the write: the change stores them in a Redis *outbox* in the same Lua
+step (`RemediationStore`), the caller writes them with `AuditLog.write` and then removes them;
+whatever is left is written again later (by a redelivered request, or the periodic check), with
+the same id and time. So a record can be on `remediation.audit` twice: consumers deduplicate on
+the record id (the table already does).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel
 
 from schemas.envelope import encode
 from schemas.remediation_flow import AuditEvent, AuditRecord, Remediation
@@ -35,7 +43,7 @@ from schemas.timefmt import format_ns, parse_ns
 from schemas.topics import REMEDIATION_AUDIT
 from services.remediation.clock import Clock
 
-__all__ = ["TABLE", "AuditLog"]
+__all__ = ["TABLE", "AuditLog", "PendingRecord", "record_id"]
 
 _log = structlog.get_logger("tocsin.remediation.audit")
 
@@ -81,6 +89,28 @@ _TRAIL = """
 SELECT id, at, event, remediation, rule, action, target, fingerprint, actor, detail::text
 FROM tocsin_remediation_audit WHERE remediation = $1 ORDER BY at, seq
 """
+
+
+def record_id(event: AuditEvent, remediation: Remediation) -> str | None:
+    """The deterministic id of `event` for `remediation` (its attempt), None if it repeats."""
+    if event in _REPEATABLE:
+        return None
+    # a retried run (attempt 2 and on) is started, refused or done once per attempt
+    attempt = f"/{remediation.attempts}" if remediation.attempts > 1 else ""
+    return str(uuid.uuid5(_NAMESPACE, f"{remediation.id}{attempt}/{event.value}"))
+
+
+class PendingRecord(BaseModel):
+    """An audit record kept in the outbox until Kafka acknowledged it (see the module doc)."""
+
+    id: str
+    event: AuditEvent
+    at: str
+    actor: str
+    remediation: Remediation
+    detail: dict[str, Any] = {}
+    #: Its write failed (so a redelivery repairs it at once, not only after a grace period).
+    failed: bool = False
 
 
 class AuditLog:
@@ -176,17 +206,13 @@ class AuditLog:
         target: str | None = None,
         fingerprint: str | None = None,
         detail: dict[str, Any] | None = None,
+        at: str | None = None,
     ) -> AuditRecord:
         """Write one record; returns once Kafka acknowledged it (PostgreSQL follows)."""
-        if remediation is not None and event not in _REPEATABLE:
-            # a retried run (attempt 2 and on) is started, refused or done once per attempt
-            attempt = f"/{remediation.attempts}" if remediation.attempts > 1 else ""
-            record_id = uuid.uuid5(_NAMESPACE, f"{remediation.id}{attempt}/{event.value}")
-        else:
-            record_id = uuid.uuid4()
+        known = record_id(event, remediation) if remediation is not None else None
         record = AuditRecord(
-            id=str(record_id),
-            at=format_ns(int(self._clock.now() * 1_000_000_000)),
+            id=known or str(uuid.uuid4()),
+            at=at or self.now(),
             event=event,
             remediation=remediation.id if remediation is not None else None,
             rule=remediation.rule if remediation is not None else rule,
@@ -212,6 +238,34 @@ class AuditLog:
             self._idle.clear()
             self._wake.set()
         return record
+
+    def now(self) -> str:
+        """The clock's now as RFC 3339."""
+        return format_ns(int(self._clock.now() * 1_000_000_000))
+
+    def pending(
+        self,
+        event: AuditEvent,
+        *,
+        remediation: Remediation,
+        actor: str,
+        detail: dict[str, Any] | None = None,
+    ) -> PendingRecord:
+        """A record to put in the outbox with a state change, and to `write` after it."""
+        known = record_id(event, remediation)
+        if known is None:
+            raise ValueError(f"{event.value} records repeat: they have no outbox id")
+        return PendingRecord(
+            id=known, event=event, at=self.now(), actor=actor, remediation=remediation,
+            detail=detail or {},
+        )  # fmt: skip
+
+    async def write(self, pending: PendingRecord) -> AuditRecord:
+        """Write an outbox record, with its id and time (Kafka acknowledged on return)."""
+        return await self.record(
+            pending.event, actor=pending.actor, remediation=pending.remediation,
+            detail=pending.detail, at=pending.at,
+        )  # fmt: skip
 
     async def flush(self, within: float = 10.0) -> None:
         """Wait until every record so far is in PostgreSQL (TimeoutError after `within`)."""

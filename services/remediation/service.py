@@ -1,7 +1,8 @@
 """The remediation service: remediation requests in, policy-bounded actions out, all audited.
 
 Per replica: a consumer of `remediation.requests` (manual commits after each batch is handled;
-a redelivered request finds the remediation its incident already has, by id, and does nothing),
+a redelivered request finds the remediation its incident already has, by id, and only repairs
+its audit trail, below),
 a check loop (expired approvals, due reverts, the circuit alert, runs a crash left behind) and,
 mounted on the HTTP server, the approval API. All state is in Redis, so any replica may serve an
 approval, and the action then runs in that replica, through its executor and envelope.
@@ -11,6 +12,25 @@ For a firing request, each rule matching the labels gives one remediation: `auto
 resolved request cancels the alert's pending approvals. An auto run the envelope refused for a
 passing reason (busy, locked, cooldown) is tried again when its alert is re-sent still firing,
 at most `max_attempts` times in all; other refusals, and approvals, are final.
+
+Audit trail, complete under failures: every creation and state change stores the records it
+implies (requested, approval requested, dry run, retried, approved, rejected, expired,
+cancelled, result) in the Redis audit outbox in the same Lua step (`RemediationStore`); they are
+then written (`AuditLog.write`, deterministic id, the time of the change) and removed from it.
+If a write fails, or the process stops in between, the records wait in the outbox and are
+written again, with the same ids, by
+
+- the redelivered request: a failed write in the consumer raises, the batch is not committed
+  and is handled again (Alertmanager also re-sends firing alerts every minute), and a request
+  for an existing remediation writes that remediation's waiting records first;
+- the periodic check, for records older than `_OUTBOX_GRACE` (resolved alerts, decisions).
+
+A decision (approve, reject, expiry, cancel) whose record could not be written yet still
+stands (approve still starts the run); its record follows. An auto run starts only after its
+`requested` (or `retried`) record was written, by whoever removes that record from the outbox
+(the handler, a redelivery or the check): exactly one starts it, and until then the check does
+not fail it as interrupted. Duplicates on `remediation.audit` are possible and carry the same
+id (consumers deduplicate on it); the PostgreSQL table skips ids it has.
 """
 
 from __future__ import annotations
@@ -19,6 +39,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -43,7 +64,7 @@ from services.remediation.actions.app_agent import RevertedPool
 from services.remediation.actions.redis_flush import Reverted
 from services.remediation.alarm import CircuitAlarm
 from services.remediation.approvals import Conflict, NotFound, RemediationStore, remediation_id
-from services.remediation.audit import AuditLog
+from services.remediation.audit import AuditLog, PendingRecord, record_id
 from services.remediation.clock import Clock, SystemClock
 from services.remediation.executor import Executor
 from services.remediation.safety import (
@@ -68,6 +89,9 @@ _MESSAGE = Message[RemediationRequest]
 _NS = 1_000_000_000
 # A run still "running" this long past its timeout lost its process (the lock has expired too).
 _INTERRUPTED_AFTER = 120.0
+#: Outbox records this old are repaired even if no failure was seen (their writer died);
+#: younger ones may still be being written.
+_OUTBOX_GRACE = 30.0
 _STATE_OF: dict[str, RemediationState] = {
     "done": RemediationState.DONE,
     "failed": RemediationState.FAILED,
@@ -124,7 +148,7 @@ class RemediationService:
         self._audit: AuditLog | None = None
         self._alarm: CircuitAlarm | None = None
         self._loops: list[asyncio.Task[None]] = []
-        self._runs: set[asyncio.Task[Remediation]] = set()
+        self._runs: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._remediations = Counter(
             "tocsin_remediation_remediations_total",
@@ -309,35 +333,103 @@ class RemediationService:
             expiresAt=_rfc3339(expires) if state is RemediationState.PENDING else None,
             detail=detail,
         )
-        if not await self.store.create(remediation):
-            # this incident has its remediation already (a copy, or a re-send)
-            if rule.mode is Mode.AUTO and target is not None:
-                return await self._retry(remediation.id, rule)
-            return None
-        self._count(remediation)
         audit = self.audit
-        await audit.record(
+        requested = audit.pending(
             AuditEvent.REQUESTED, remediation=remediation, actor="tocsin",
             detail={"mode": rule.mode.value, "alert": {"labels": request.labels,
                     "startsAt": request.startsAt, "endsAt": request.endsAt}},
         )  # fmt: skip
+        records = [requested]
         if target is None:
-            await audit.record(
+            records.append(audit.pending(
                 AuditEvent.RESULT, remediation=remediation, actor="tocsin",
                 detail={"status": "refused", "reason": "no_target", "detail": detail},
-            )  # fmt: skip
-        elif rule.mode is Mode.AUTO:
-            return await self._execute(remediation, rule, auto=True, actor="policy")
+            ))  # fmt: skip
         elif rule.mode is Mode.APPROVAL:
-            await audit.record(
+            records.append(audit.pending(
                 AuditEvent.APPROVAL_REQUESTED, remediation=remediation, actor="policy",
                 detail={"expiresAt": remediation.expiresAt, "plan": plan.detail()},
-            )  # fmt: skip
-        else:
-            await audit.record(
+            ))  # fmt: skip
+        elif rule.mode is Mode.DRY_RUN:
+            records.append(audit.pending(
                 AuditEvent.DRY_RUN, remediation=remediation, actor="policy", detail=plan.detail()
-            )
+            ))  # fmt: skip
+        if not await self.store.create(remediation, outbox=records):
+            # this incident has its remediation already (a copy, or a re-send)
+            return await self._again(remediation.id, rule if target is not None else None)
+        self._count(remediation)
+        written = await self._deliver(records, strict=True)  # raises: the request comes again
+        if rule.mode is Mode.AUTO and target is not None:
+            if requested.id not in written:
+                return None  # a redelivery or the check wrote it first, and starts the run
+            return await self._execute(remediation, rule, auto=True, actor="policy")
         return remediation
+
+    async def _again(self, remediation_id_: str, rule: Rule | None) -> Remediation | None:
+        """A request for an existing remediation: write its waiting audit records, and run it
+        if it is an auto run that was never started (its start record was still waiting), or
+        retry it if its refusal has passed (`rule`: None when there is no target)."""
+        current = await self.store.get(remediation_id_)
+        if current is None:
+            return None
+        events = (
+            AuditEvent.REQUESTED, AuditEvent.RETRIED, AuditEvent.APPROVAL_REQUESTED,
+            AuditEvent.DRY_RUN, AuditEvent.APPROVED, AuditEvent.REJECTED, AuditEvent.EXPIRED,
+            AuditEvent.CANCELLED, AuditEvent.RESULT,
+        )  # fmt: skip
+        ids = {
+            known
+            for attempt in range(1, current.attempts + 1)
+            for event in events
+            if (known := record_id(event, current.model_copy(update={"attempts": attempt})))
+        }
+        # records whose write failed, or whose writer is gone (older than the grace): not
+        # those a concurrent handler is writing right now
+        now = self._clock.now()
+        waiting = [
+            pending
+            for pending in await self.store.outbox(sorted(ids))
+            if pending.failed or now - parse_ns(pending.at) / _NS >= _OUTBOX_GRACE
+        ]
+        written = await self._deliver(waiting, strict=True)
+        if rule is None or current.mode != Mode.AUTO.value:
+            return None
+        if current.state is RemediationState.RUNNING and _start_id(current) in written:
+            return await self._start_late(current, rule)
+        return await self._retry(remediation_id_, rule)
+
+    async def _start_late(self, remediation: Remediation, rule: Rule) -> Remediation | None:
+        """Run an auto remediation whose start record was written late (by a repair)."""
+        try:  # a fresh updatedAt: the check must not take it for an interrupted run
+            remediation = await self.store.change(remediation, RemediationState.RUNNING)
+        except Conflict:
+            return None
+        return await self._execute(remediation, rule, auto=True, actor="policy")
+
+    async def _deliver(self, records: Sequence[PendingRecord], *, strict: bool) -> set[str]:
+        """Write outbox records in order and remove them; the ids this call removed.
+
+        A failed write raises if `strict`; otherwise it is logged and it and the records after
+        it stay in the outbox for the repair (a redelivery, the check).
+        """
+        removed: set[str] = set()
+        for i, pending in enumerate(records):
+            try:
+                await self.audit.write(pending)
+            except Exception:
+                with contextlib.suppress(Exception):  # a hint only: the grace covers it
+                    for left in records[i:]:
+                        await self.store.defer(left)
+                if strict:
+                    raise
+                _log.warning(
+                    "audit_deferred", remediation=pending.remediation.id,
+                    audit_event=pending.event.value, exc_info=True,
+                )  # fmt: skip
+                break
+            if await self.store.written(pending.id):
+                removed.add(pending.id)
+        return removed
 
     async def _retry(self, remediation_id_: str, rule: Rule) -> Remediation | None:
         """Run a refused auto remediation again if its refusal has passed; None if not."""
@@ -352,15 +444,18 @@ class RemediationService:
         ):
             return None
         previous = remediation.refusal
+        attempt = remediation.attempts + 1
+        retried = self.audit.pending(
+            AuditEvent.RETRIED, remediation=remediation.model_copy(update={"attempts": attempt}),
+            actor="tocsin", detail={"previous_reason": previous, "attempt": attempt},
+        )  # fmt: skip
         try:
-            remediation = await self.store.retry(remediation)
+            remediation = await self.store.retry(remediation, outbox=[retried])
         except Conflict:
             return None  # another replica retries it (or did, and it was refused again)
         self._count(remediation)
-        await self.audit.record(
-            AuditEvent.RETRIED, remediation=remediation, actor="tocsin",
-            detail={"previous_reason": previous, "attempt": remediation.attempts},
-        )  # fmt: skip
+        if retried.id not in await self._deliver([retried], strict=True):
+            return None  # a redelivery or the check wrote it first, and starts the run
         return await self._execute(remediation, rule, auto=True, actor="policy")
 
     async def _execute(
@@ -386,14 +481,16 @@ class RemediationService:
         state = _STATE_OF[outcome.status]
         result = outcome.result.model_dump(mode="json") if isinstance(outcome, Done) else None
         refusal = outcome.reason.value if isinstance(outcome, Refused) else None
-        remediation = await self.store.change(
-            remediation, state, detail=_describe(outcome), result=result, refusal=refusal
-        )
-        self._count(remediation)
-        await audit.record(
+        recorded = audit.pending(
             AuditEvent.RESULT, remediation=remediation, actor="tocsin",
             detail=_result_detail(outcome),
         )  # fmt: skip
+        remediation = await self.store.change(
+            remediation, state, outbox=[recorded], detail=_describe(outcome), result=result,
+            refusal=refusal,
+        )  # fmt: skip
+        self._count(remediation)
+        await self._deliver([recorded], strict=True)
         if isinstance(outcome, Refused) and outcome.reason is RefusalReason.RATE_LIMITED:
             await self._circuit_opened(outcome, remediation)
         if isinstance(outcome, Done):
@@ -421,15 +518,17 @@ class RemediationService:
             remediation = await self.store.get(remediation_id_)
             if remediation is None or remediation.state is not RemediationState.PENDING:
                 continue
+            cancelled = self.audit.pending(
+                AuditEvent.CANCELLED, remediation=remediation, actor="tocsin",
+                detail={"reason": "alert resolved"},
+            )  # fmt: skip
             with contextlib.suppress(Conflict):  # decided meanwhile: nothing to cancel
                 remediation = await self.store.change(
-                    remediation, RemediationState.CANCELLED, detail="the alert resolved"
-                )
-                self._count(remediation)
-                await self.audit.record(
-                    AuditEvent.CANCELLED, remediation=remediation, actor="tocsin",
-                    detail={"reason": "alert resolved"},
+                    remediation, RemediationState.CANCELLED, outbox=[cancelled],
+                    detail="the alert resolved",
                 )  # fmt: skip
+                self._count(remediation)
+                await self._deliver([cancelled], strict=False)
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -458,24 +557,27 @@ class RemediationService:
         """Approve a pending remediation and start its action (NotFound, Conflict)."""
         remediation = await self._pending(remediation_id_)
         rule = self.executor.rule(remediation.rule)
-        remediation = await self.store.change(
-            remediation, RemediationState.RUNNING, decidedBy=actor, detail=comment
+        approved = self.audit.pending(
+            AuditEvent.APPROVED, remediation=remediation, actor=actor, detail={"comment": comment}
         )
-        self._count(remediation)
-        await self.audit.record(
-            AuditEvent.APPROVED, remediation=remediation, actor=actor,
-            detail={"comment": comment},
+        remediation = await self.store.change(
+            remediation, RemediationState.RUNNING, outbox=[approved], decidedBy=actor,
+            detail=comment,
         )  # fmt: skip
+        self._count(remediation)
+        # the decision stands even if its record is not written yet (the check writes it)
+        await self._deliver([approved], strict=False)
         if rule is None:
             detail = f"rule {remediation.rule} is no longer in the policy"
-            remediation = await self.store.change(
-                remediation, RemediationState.REFUSED, detail=detail
-            )
-            self._count(remediation)
-            await self.audit.record(
+            refused = self.audit.pending(
                 AuditEvent.RESULT, remediation=remediation, actor="tocsin",
                 detail={"status": "refused", "reason": "no_rule", "detail": detail},
             )  # fmt: skip
+            remediation = await self.store.change(
+                remediation, RemediationState.REFUSED, outbox=[refused], detail=detail
+            )
+            self._count(remediation)
+            await self._deliver([refused], strict=False)
             return remediation
         run = asyncio.create_task(
             self._run_approved(remediation, rule, actor), name=f"remediation-{remediation.id}"
@@ -499,14 +601,15 @@ class RemediationService:
     async def reject(self, remediation_id_: str, actor: str, comment: str = "") -> Remediation:
         """Reject a pending remediation (NotFound, Conflict)."""
         remediation = await self._pending(remediation_id_)
-        remediation = await self.store.change(
-            remediation, RemediationState.REJECTED, decidedBy=actor, detail=comment
+        rejected = self.audit.pending(
+            AuditEvent.REJECTED, remediation=remediation, actor=actor, detail={"comment": comment}
         )
-        self._count(remediation)
-        await self.audit.record(
-            AuditEvent.REJECTED, remediation=remediation, actor=actor,
-            detail={"comment": comment},
+        remediation = await self.store.change(
+            remediation, RemediationState.REJECTED, outbox=[rejected], decidedBy=actor,
+            detail=comment,
         )  # fmt: skip
+        self._count(remediation)
+        await self._deliver([rejected], strict=False)  # it stands; the check writes it later
         return remediation
 
     async def circuit(self) -> CircuitState | None:
@@ -530,14 +633,16 @@ class RemediationService:
     # -- periodic checks --------------------------------------------------------------------
 
     async def _expire(self, remediation: Remediation) -> None:
-        remediation = await self.store.change(
-            remediation, RemediationState.EXPIRED, detail="no decision before the expiry"
-        )
-        self._count(remediation)
-        await self.audit.record(
+        expired = self.audit.pending(
             AuditEvent.EXPIRED, remediation=remediation, actor="tocsin",
             detail={"expiredAt": _rfc3339(self._clock.now())},
         )  # fmt: skip
+        remediation = await self.store.change(
+            remediation, RemediationState.EXPIRED, outbox=[expired],
+            detail="no decision before the expiry",
+        )  # fmt: skip
+        self._count(remediation)
+        await self._deliver([expired], strict=False)
 
     async def check(self) -> None:
         """One pass: expire approvals, revert what is due, keep the circuit alert, tidy up."""
@@ -554,6 +659,7 @@ class RemediationService:
                     AuditEvent.REVERTED, actor="tocsin", target=reverted.target,
                     detail={"kind": type(reverted).__name__, **_fields(reverted)},
                 )  # fmt: skip
+            await self._repair_outbox()
             await self._fail_interrupted()
             await self.store.trim()
         circuit = await self.envelope.circuit()
@@ -565,24 +671,73 @@ class RemediationService:
                 await self._alarm.resolve()
         self._pending_gauge.set(await self.store.count(RemediationState.PENDING))
 
+    async def _repair_outbox(self) -> None:
+        """Write the outbox records older than `_OUTBOX_GRACE` (their writer failed or died);
+        start the auto runs whose start record this removes. Stops at the first failed write."""
+        now = self._clock.now()
+        for pending in await self.store.outbox():
+            if now - parse_ns(pending.at) / _NS < _OUTBOX_GRACE:
+                continue
+            try:
+                written = await self._deliver([pending], strict=True)
+            except Exception:  # noqa: BLE001 - Kafka still away: the next check tries again
+                _log.warning("audit_repair_failed", remediation=pending.remediation.id,
+                             exc_info=True)  # fmt: skip
+                return
+            _log.info("audit_repaired", remediation=pending.remediation.id,
+                      audit_event=pending.event.value)  # fmt: skip
+            if pending.id not in written or pending.id != _start_id(pending.remediation):
+                continue
+            current = await self.store.get(pending.remediation.id)
+            rule = self.executor.rule(pending.remediation.rule)
+            if (
+                current is None
+                or rule is None
+                or current.mode != Mode.AUTO.value
+                or current.state is not RemediationState.RUNNING
+                or current.attempts != pending.remediation.attempts
+            ):
+                continue
+            try:  # now, not in the task: the interrupted-run check comes next
+                current = await self.store.change(current, RemediationState.RUNNING)
+            except Conflict:
+                continue
+            run = asyncio.create_task(
+                self._execute(current, rule, auto=True, actor="policy"),
+                name=f"remediation-{current.id}",
+            )
+            self._runs.add(run)
+            run.add_done_callback(self._runs.discard)
+
     async def _fail_interrupted(self) -> None:
-        """Close runs whose process stopped mid-way (well past their timeout, no result)."""
+        """Close runs whose process stopped mid-way (well past their timeout, no result).
+
+        An auto run whose start record still waits in the outbox never started: it is left for
+        the repair, which starts it.
+        """
         now = self._clock.now()
         for remediation in await self.store.find(RemediationState.RUNNING):
             rule = self.executor.rule(remediation.rule)
             timeout = rule.limits.timeout if rule is not None else 0.0
             if now - parse_ns(remediation.updatedAt) / _NS < timeout + _INTERRUPTED_AFTER:
                 continue
+            if (
+                rule is not None
+                and remediation.mode == Mode.AUTO.value
+                and await self.store.in_outbox(_start_id(remediation))
+            ):
+                continue
+            detail = "interrupted: no result was recorded (its process stopped)"
+            failed = self.audit.pending(
+                AuditEvent.RESULT, remediation=remediation, actor="tocsin",
+                detail={"status": "failed", "error": detail},
+            )  # fmt: skip
             with contextlib.suppress(Conflict):  # it finished meanwhile
-                detail = "interrupted: no result was recorded (its process stopped)"
                 remediation = await self.store.change(
-                    remediation, RemediationState.FAILED, detail=detail
+                    remediation, RemediationState.FAILED, outbox=[failed], detail=detail
                 )
                 self._count(remediation)
-                await self.audit.record(
-                    AuditEvent.RESULT, remediation=remediation, actor="tocsin",
-                    detail={"status": "failed", "error": detail},
-                )  # fmt: skip
+                await self._deliver([failed], strict=True)
 
     async def _check_loop(self) -> None:
         interval = self._settings.remediation.check_interval
@@ -596,6 +751,14 @@ class RemediationService:
 
     def _count(self, remediation: Remediation) -> None:
         self._remediations.labels(remediation.action, remediation.state.value).inc()
+
+
+def _start_id(remediation: Remediation) -> str:
+    """The id of the record that starts an auto run: `requested`, or `retried` for a retry."""
+    event = AuditEvent.REQUESTED if remediation.attempts <= 1 else AuditEvent.RETRIED
+    known = record_id(event, remediation)
+    assert known is not None
+    return known
 
 
 def _rfc3339(seconds: float) -> str:
