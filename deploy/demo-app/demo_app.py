@@ -41,7 +41,12 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.remediation.agent import AgentHooks, agent_app, default_gpu_empty_cache
+from services.remediation.agent import (
+    AgentHooks,
+    RedisNonces,
+    agent_app,
+    default_gpu_empty_cache,
+)
 
 VERSION = "1.0.0"
 _CHUNK = 64 * 1024
@@ -459,7 +464,10 @@ class DemoApp:
                 pool_stats=self._pool_stats,
                 gpu_empty_cache=self.gpu.empty_cache,
             )
-            app.add_subapp("/tocsin-agent/", agent_app(agent_secret, hooks))
+            # nonces in Redis: every worker process of the app (were it run under several)
+            # refuses a request another one accepted, not only its own replays
+            nonces = RedisNonces(self.redis, prefix=self.args.agent_nonce_prefix)
+            app.add_subapp("/tocsin-agent/", agent_app(agent_secret, hooks, nonces=nonces))
         return app
 
     async def _pool_stats(self) -> Mapping[str, Any]:
@@ -522,6 +530,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pool-size", type=int, default=10, help="logical pool size")
     parser.add_argument("--pool-hard-max", type=int, default=100, help="asyncpg pool size")
     parser.add_argument("--cache-prefix", default="cache:")
+    parser.add_argument(
+        "--agent-nonce-prefix",
+        default="tocsin-agent:nonce:",
+        help="Redis key prefix of the agent's nonces (keep it out of --cache-prefix)",
+    )
     parser.add_argument(
         "--redis-memory-budget",
         type=int,

@@ -5,8 +5,19 @@ The app registers hooks (`AgentHooks`) and mounts `agent_app(secret, hooks)`, e.
 `AgentClient`. Every request is signed: HMAC-SHA256 with the shared secret over the method, the
 path (with query), a timestamp, a nonce and the SHA-256 of the body. The agent answers 401 to a
 request that is unsigned, badly signed, outside ±`replay_window` of its clock, or whose nonce it
-has seen within the window; it remembers a bounded number of nonces and forgets them once their
-timestamps fall out of the window (a replay is then stale anyway).
+has seen within the window; a nonce is remembered until its request's timestamp falls out of the
+window (a replay is then stale anyway).
+
+Where the nonces are remembered is the `nonces` store (`NonceStore`: `seen(nonce, expires_at)`):
+
+* `MemoryNonces` (the default) keeps them in the process, bounded (`max_nonces`). Use it only when
+  one process serves the agent: with several worker processes (gunicorn-style, or replicas
+  behind a load balancer) each has its own memory, so a captured request replayed to another
+  worker within the window is accepted.
+* `RedisNonces(redis, prefix=...)` records each nonce with `SET prefix+nonce 1 NX PX <ms>`: atomic
+  across processes and hosts sharing the Redis, and the key expires with the window. Use it
+  whenever more than one process serves the agent. If Redis cannot be reached the agent answers
+  503 (it never accepts a request it cannot check).
 
 Endpoints, relative to the mount point: `GET healthz`, `GET pool`, `POST pool/resize`
 (`{"size": n}`), `POST gpu/empty-cache`. Answers are JSON; errors are `{"error": message}`.
@@ -25,10 +36,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
+import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from yarl import URL
@@ -41,6 +53,10 @@ __all__ = [
     "AgentClient",
     "AgentError",
     "AgentHooks",
+    "MemoryNonces",
+    "NonceRefused",
+    "NonceStore",
+    "RedisNonces",
     "agent_app",
     "default_gpu_empty_cache",
     "sign",
@@ -124,25 +140,73 @@ class AgentHooks:
     gpu_empty_cache: StatsHook | None = default_gpu_empty_cache
 
 
-class _Nonces:
-    """Nonces seen, each kept until its request's timestamp leaves the replay window."""
+class NonceRefused(Exception):
+    """A store's refusal of a nonce it has not seen (e.g. memory full); the message says why."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
+
+class NonceStore(Protocol):
+    """Where the agent remembers the nonces of the requests it accepted."""
+
+    async def seen(self, nonce: str, expires_at: float) -> bool:
+        """True if `nonce` was already used; otherwise record it until `expires_at` (epoch seconds).
+
+        May raise `NonceRefused` (answered 401 with its message); any other error is answered 503.
+        """
+        ...
+
+
+class MemoryNonces:
+    """Nonces in this process's memory, each kept until its request leaves the replay window.
+
+    Only for an agent served by a single process: other processes do not see these nonces.
+    """
+
+    def __init__(self, max_nonces: int = 100_000, *, clock: Clock | None = None) -> None:
+        self._limit = max_nonces
+        self._now = (clock or SystemClock()).now
         self._seen: set[str] = set()
         self._expiry: list[tuple[float, str]] = []
 
-    def add(self, nonce: str, expires: float, now: float) -> str | None:
-        """Remember `nonce`; the reason to refuse it, if any."""
+    async def seen(self, nonce: str, expires_at: float) -> bool:
+        """True if seen; NonceRefused when `max_nonces` are remembered within the window."""
+        now = self._now()
         while self._expiry and self._expiry[0][0] < now:
             self._seen.discard(heapq.heappop(self._expiry)[1])
         if nonce in self._seen:
-            return "replayed nonce"
+            return True
         if len(self._seen) >= self._limit:
-            return "too many requests within the replay window"
+            raise NonceRefused("too many requests within the replay window")
         self._seen.add(nonce)
-        heapq.heappush(self._expiry, (expires, nonce))
-        return None
+        heapq.heappush(self._expiry, (expires_at, nonce))
+        return False
+
+
+class RedisNonces:
+    """Nonces in Redis (`SET prefix+nonce 1 NX PX ms`), shared by every process using that Redis.
+
+    The key expires when the request leaves the replay window (at least 1 ms from now).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str = "tocsin:agent:nonce:",
+        clock: Clock | None = None,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._now = (clock or SystemClock()).now
+
+    def key(self, nonce: str) -> str:
+        """The Redis key that records `nonce`."""
+        return self._prefix + nonce
+
+    async def seen(self, nonce: str, expires_at: float) -> bool:
+        """True if another request (in any process) already used `nonce` within the window."""
+        ttl_ms = max(1, math.ceil((expires_at - self._now()) * 1000))
+        created = await self._redis.set(self.key(nonce), b"1", nx=True, px=ttl_ms)
+        return not created
 
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -155,12 +219,18 @@ def agent_app(
     replay_window: float = 30.0,
     clock: Clock | None = None,
     max_nonces: int = 100_000,
+    nonces: NonceStore | None = None,
 ) -> web.Application:
-    """The agent as an aiohttp application (mount it as a sub-application, or serve it alone)."""
+    """The agent as an aiohttp application (mount it as a sub-application, or serve it alone).
+
+    `nonces` defaults to `MemoryNonces(max_nonces)`, right for one process only; an app served by
+    several processes passes a shared store, `RedisNonces` (see the module docstring).
+    """
     if not secret:
         raise ValueError("the agent secret must not be empty")
-    now = (clock or SystemClock()).now
-    nonces = _Nonces(max_nonces)
+    clock = clock or SystemClock()
+    now = clock.now
+    store: NonceStore = nonces if nonces is not None else MemoryNonces(max_nonces, clock=clock)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -189,9 +259,15 @@ def agent_app(
         expected = sign(secret, request.method, request.raw_path, timestamp, nonce, body)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             return _unauthorized(request, "bad signature")
-        refusal = nonces.add(nonce, sent + replay_window, now())
-        if refusal is not None:
-            return _unauthorized(request, refusal)
+        try:
+            replayed = await store.seen(nonce, sent + replay_window)
+        except NonceRefused as exc:
+            return _unauthorized(request, str(exc))
+        except Exception:  # noqa: BLE001 - fail closed: a nonce not checked is not accepted
+            _log.exception("agent_nonce_store_failed", method=request.method, path=request.path)
+            return json_error(503, "nonce store unavailable")
+        if replayed:
+            return _unauthorized(request, "replayed nonce")
         return await handler(request)
 
     async def healthz(_: web.Request) -> web.Response:

@@ -123,6 +123,7 @@ def demo(
         "--pool-hard-max=20",
         f"--redis-memory-budget={redis_budget}",
         f"--cache-prefix={name}:cache:",
+        f"--agent-nonce-prefix={name}:agent-nonce:",
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=_ROOT)
@@ -282,6 +283,11 @@ async def test_the_agent_resizes_the_pool(demo: Demo, redis_13: aioredis.Redis) 
 
         gpu = await gpu_empty_cache(agent, GpuEmptyCacheParams(), target="demo")
         assert (gpu.gpu, gpu.detail) == (False, "no GPU")
+    # the agent's nonces are in Redis (shared by all workers of an app), expiring with the window
+    nonces = [k async for k in redis_13.scan_iter(f"{demo.application_name}:agent-nonce:*")]
+    assert nonces
+    for key in nonces:
+        assert 0 < await redis_13.pttl(key) <= 30_000
     cleared = await _post(demo.url + "/fault/clear")
     assert cleared["released"] == 5
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.remediation.agent import (
@@ -19,6 +21,9 @@ from services.remediation.agent import (
     AgentClient,
     AgentError,
     AgentHooks,
+    MemoryNonces,
+    NonceStore,
+    RedisNonces,
     agent_app,
     default_gpu_empty_cache,
     sign,
@@ -190,6 +195,83 @@ async def test_a_replayed_request_is_rejected_until_stale(
     replay = await _send(base, "POST", _PATH, body=_BODY, headers=headers)
     assert replay == (401, {"error": "stale timestamp"})
     assert pool.size == 10
+
+
+async def _replay_across_two_workers(
+    clock: FakeClock, first: NonceStore, second: NonceStore
+) -> tuple[int, dict[str, Any]]:
+    """Send a signed request to one agent instance, replay it to another: the replay's answer.
+
+    The two instances stand for two worker processes of one app (same secret, same hooks'
+    state), each with the nonce store it was given."""
+    pool = FakePool()
+    hooks = AgentHooks(pool_resize=pool.resize, pool_stats=pool.stats)
+    runners = []
+    try:
+        for store in (first, second):
+            app = agent_app(SECRET, hooks, replay_window=30, clock=clock, nonces=store)
+            runners.append(await serve_agent(app))
+        (_, worker_1), (_, worker_2) = runners
+        headers = _headers("POST", _PATH, clock.now(), _BODY)
+        assert (await _send(worker_1, "POST", _PATH, body=_BODY, headers=headers))[0] == 200
+        clock.advance(5)
+        return await _send(worker_2, "POST", _PATH, body=_BODY, headers=headers)
+    finally:
+        for runner, _ in runners:
+            await runner.cleanup()
+
+
+async def test_a_replay_to_another_worker_is_rejected_with_a_shared_redis_store(
+    clock: FakeClock, redis_db: aioredis.Redis
+) -> None:
+    first = RedisNonces(redis_db, prefix="test:nonce:", clock=clock)
+    second = RedisNonces(redis_db, prefix="test:nonce:", clock=clock)
+    replay = await _replay_across_two_workers(clock, first, second)
+    assert replay == (401, {"error": "replayed nonce"})
+
+
+async def test_separate_memory_stores_accept_a_replay_to_another_worker(clock: FakeClock) -> None:
+    """Why multi-process apps need RedisNonces: each process's memory knows only its nonces."""
+    first, second = MemoryNonces(clock=clock), MemoryNonces(clock=clock)
+    status, _ = await _replay_across_two_workers(clock, first, second)
+    assert status == 200
+
+
+async def test_the_redis_nonce_key_expires_with_the_replay_window(
+    clock: FakeClock, redis_db: aioredis.Redis
+) -> None:
+    nonces = RedisNonces(redis_db, prefix="test:nonce:", clock=clock)
+    hooks = AgentHooks(pool_stats=FakePool().stats)
+    runner, base = await serve_agent(
+        agent_app(SECRET, hooks, replay_window=3.0, clock=clock, nonces=nonces)
+    )
+    path = PREFIX + "pool"
+    try:
+        headers = _headers("GET", path, clock.now(), nonce="n-expires")
+        assert (await _send(base, "GET", path, headers=headers))[0] == 200
+        assert await redis_db.get("test:nonce:n-expires") == b"1"
+        assert 0 < await redis_db.pttl("test:nonce:n-expires") <= 3000
+        replay = await _send(base, "GET", path, headers=headers)
+        assert replay == (401, {"error": "replayed nonce"})
+        await asyncio.sleep(3.3)
+        assert await redis_db.exists("test:nonce:n-expires") == 0
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_unreachable_nonce_store_fails_closed(clock: FakeClock) -> None:
+    broken = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    hooks = AgentHooks(pool_stats=FakePool().stats)
+    runner, base = await serve_agent(
+        agent_app(SECRET, hooks, clock=clock, nonces=RedisNonces(broken))
+    )
+    path = PREFIX + "pool"
+    try:
+        answer = await _send(base, "GET", path, headers=_headers("GET", path, clock.now()))
+        assert answer == (503, {"error": "nonce store unavailable"})
+    finally:
+        await runner.cleanup()
+        await broken.aclose()
 
 
 async def test_nonce_memory_is_bounded_and_pruned(clock: FakeClock) -> None:
