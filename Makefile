@@ -47,7 +47,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy schemas services tests bench deploy/demo-app/demo_app.py
+	$(BIN)/mypy schemas services tests bench deploy/demo-app/demo_app.py deploy/demo-app/gpu_check.py
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
