@@ -379,6 +379,10 @@ class RemediationStore:
         due = await self._redis.zrangebyscore(self._expiry, "-inf", self._clock.now())
         return [_text(i) for i in due]
 
+    async def forget_expiry(self, remediation_id: str) -> None:
+        """Drop an id from the expiry set (its record is gone or no longer pending)."""
+        await self._redis.zrem(self._expiry, remediation_id)
+
     async def trim(self) -> None:
         """Drop index entries of terminal remediations older than the retention."""
         cutoff = self._clock.now() - self.retention

@@ -651,6 +651,8 @@ class RemediationService:
             if remediation is not None and remediation.state is RemediationState.PENDING:
                 with contextlib.suppress(Conflict):  # approved or expired by another replica
                     await self._expire(remediation)
+            else:  # the record expired away or left pending elsewhere: stop looking at it
+                await self.store.forget_expiry(remediation_id_)
         token = secrets.token_hex(8)
         interval_ms = int(self._settings.remediation.check_interval * 1000)
         if await self._redis.set(self._check_lock, token, nx=True, px=max(interval_ms, 1000)):

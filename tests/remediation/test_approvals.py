@@ -197,3 +197,17 @@ async def test_a_retry_applies_once_from_the_attempt_it_read(flow: Flow) -> None
     with pytest.raises(Conflict, match="retried meanwhile"):
         await store.retry(refused)
     assert (await store.retry(again)).attempts == 3
+
+
+async def test_a_vanished_record_leaves_the_expiry_set(
+    flow: Flow, redis_db: aioredis.Redis
+) -> None:
+    [pending] = await flow.service.handle(flow.request({"alertname": "RedisMemoryHigh"}))
+    expiry = f"{flow.service.store.prefix}remediation:expiry"
+    assert await redis_db.zscore(expiry, pending.id) is not None
+    # as when its record's TTL ran out
+    await redis_db.delete(f"{flow.service.store.prefix}remediation:r:{pending.id}")
+    assert await flow.service.store.get(pending.id) is None
+    flow.clock.advance(601)
+    await flow.service.check()
+    assert await redis_db.zscore(expiry, pending.id) is None
