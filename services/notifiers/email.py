@@ -36,7 +36,8 @@ from schemas.config.http import TLSConfig
 from schemas.config.receivers.email import DEFAULT_SUBJECT, EmailConfig
 from schemas.group import Notification
 from services.notifiers.errors import NotifyError, Reason
-from services.notifiers.template import Data, TemplateError, TemplateSet, template_data
+from services.notifiers.fields import notification_data
+from services.notifiers.template import Data, TemplateError, TemplateSet
 from services.notifiers.template.gofmt import go_quote
 
 __all__ = ["EmailMessage", "EmailNotifier", "email_message", "q_encode", "quoted_printable"]
@@ -274,13 +275,7 @@ class EmailNotifier:
 
     async def notify(self, notification: Notification) -> int:
         """Send; the SMTP reply code to the end of DATA on success, NotifyError otherwise."""
-        data = template_data(
-            notification.receiver,
-            notification.status,
-            notification.alerts,
-            notification.groupLabels,
-            notification.externalURL,
-        )
+        data = notification_data(notification)
         message = email_message(
             self._config, self._templates, data, now_ns=self._clock(), hostname=self._hostname
         )

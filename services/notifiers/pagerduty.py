@@ -10,16 +10,15 @@ which is how Events API v1 says "rate limited".
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from schemas.config.receivers.pagerduty import PagerdutyConfig
 from schemas.group import Notification
 from services.notifiers.errors import NotifyError, Reason
+from services.notifiers.fields import notification_data, read_file, renderer
 from services.notifiers.gojson import GoMap, dumps
 from services.notifiers.http import HttpSender
-from services.notifiers.template import Data, TemplateError, TemplateSet, template_data
+from services.notifiers.template import Data, TemplateError, TemplateSet
 
 __all__ = [
     "V1_URL",
@@ -101,7 +100,7 @@ def pagerduty_v2_payload(
     `routing_key` is the key before templating (inline, or the trimmed file content).
     """
     details = _details(config, templates, data)
-    text = _renderer(templates, data, "failed to template PagerDuty v2 message")
+    text = renderer(templates, data, "failed to template PagerDuty v2 message")
     payload: dict[str, Any] = {
         "summary": truncate_runes(text(config.description), MAX_SUMMARY_RUNES),
         "source": text(config.source),
@@ -145,7 +144,7 @@ def pagerduty_v1_payload(
     """The Events API v1 body Alertmanager 0.25 sends (its shared struct gives the empty
     `"event_action":""` and `"payload":null`); client fields are sent on trigger only."""
     details = _details(config, templates, data)
-    text = _renderer(templates, data, "failed to template PagerDuty v1 message")
+    text = renderer(templates, data, "failed to template PagerDuty v1 message")
     description = truncate_runes(text(config.description), MAX_SUMMARY_RUNES)
     event_type = _event_type(data)
     message: dict[str, Any] = {
@@ -165,24 +164,6 @@ def pagerduty_v1_payload(
     if details:
         message["details"] = GoMap(details)
     return _encode(message, message, "details")
-
-
-def _renderer(templates: TemplateSet, data: Data, context: str) -> Callable[[str], str]:
-    def text(value: str) -> str:
-        try:
-            return templates.render(value, data)
-        except TemplateError as exc:
-            raise NotifyError(Reason.TEMPLATE, f"{context}: {exc}", retryable=False) from None
-
-    return text
-
-
-def _read_key(path: str, name: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        message = f"failed to read {name} from file: {exc.strerror}"
-        raise NotifyError(Reason.CONFIG, message, retryable=False) from None
 
 
 class PagerdutyNotifier:
@@ -208,22 +189,16 @@ class PagerdutyNotifier:
     async def notify(self, notification: Notification) -> int:
         """Send; the HTTP status on success, NotifyError otherwise."""
         config = self._config
-        data = template_data(
-            notification.receiver,
-            notification.status,
-            notification.alerts,
-            notification.groupLabels,
-            notification.externalURL,
-        )
+        data = notification_data(notification)
         if self.v1:
-            key = config.service_key.get_secret_value() or _read_key(
-                config.service_key_file, "service key"
+            key = config.service_key.get_secret_value() or read_file(
+                config.service_key_file, "service key from file"
             )
             body = pagerduty_v1_payload(config, self._templates, data, notification.groupKey, key)
             url = self._v1_url
         else:
-            key = config.routing_key.get_secret_value() or _read_key(
-                config.routing_key_file, "routing key"
+            key = config.routing_key.get_secret_value() or read_file(
+                config.routing_key_file, "routing key from file"
             )
             body = pagerduty_v2_payload(config, self._templates, data, notification.groupKey, key)
             url = config.url or V2_URL

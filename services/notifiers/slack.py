@@ -24,17 +24,16 @@ retryable, the rest (`invalid_auth`, `channel_not_found`, ...) are not.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from schemas.config.receivers.slack import SlackConfig
 from schemas.group import Notification
 from services.notifiers.errors import NotifyError, Reason
+from services.notifiers.fields import notification_data, read_file, renderer
 from services.notifiers.gojson import dumps
 from services.notifiers.http import HttpSender
 from services.notifiers.remediation_hints import PendingHints, approval_text
-from services.notifiers.template import Data, TemplateError, TemplateSet, template_data
+from services.notifiers.template import Data, TemplateSet
 from services.notifiers.template.gofmt import go_quote
 
 __all__ = ["MAX_TITLE_RUNES", "SlackNotifier", "slack_payload"]
@@ -54,16 +53,6 @@ def _truncate_runes(text: str, limit: int) -> str:
     return text[:limit] if limit <= 3 else text[: limit - 1] + "…"
 
 
-def _renderer(templates: TemplateSet, data: Data) -> Callable[[str], str]:
-    def text(value: str) -> str:
-        try:
-            return templates.render(value, data)
-        except TemplateError as exc:
-            raise NotifyError(Reason.TEMPLATE, str(exc), retryable=False) from None
-
-    return text
-
-
 def _omit_empty(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return {key: value for key, value in pairs if value}
 
@@ -78,7 +67,7 @@ def slack_payload(config: SlackConfig, templates: TemplateSet, data: Data) -> by
 
 
 def _request(config: SlackConfig, templates: TemplateSet, data: Data) -> dict[str, Any]:
-    text = _renderer(templates, data)
+    text = renderer(templates, data)
     attachment: dict[str, Any] = _omit_empty(
         [
             ("title", _truncate_runes(text(config.title), MAX_TITLE_RUNES)),
@@ -155,14 +144,6 @@ def _api_error(body: str) -> str | None:
     return str(answer.get("error") or "unknown_error")
 
 
-def _read_url(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        message = f"failed to read api_url_file: {exc.strerror}"
-        raise NotifyError(Reason.CONFIG, message, retryable=False) from None
-
-
 class SlackNotifier:
     """One `slack_configs` entry."""
 
@@ -184,20 +165,14 @@ class SlackNotifier:
     async def notify(self, notification: Notification) -> int:
         """Send; the HTTP status on success, NotifyError otherwise."""
         config = self._config
-        data = template_data(
-            notification.receiver,
-            notification.status,
-            notification.alerts,
-            notification.groupLabels,
-            notification.externalURL,
-        )
+        data = notification_data(notification)
         request = _request(config, self._templates, data)
         if self._hints is not None:
             await self._add_approval_hint(request, notification)
         body = dumps(request, newline=True)
         # The channel names the target in errors, as Alertmanager's `channel "#x": ...`.
         where = f"channel {go_quote(request.get('channel', ''))}"
-        url = config.api_url.get_secret_value() or _read_url(config.api_url_file)
+        url = config.api_url.get_secret_value() or read_file(config.api_url_file, "api_url_file")
         try:
             status, answer = await self._http.post(url, body, config.http_config)
         except NotifyError as exc:
