@@ -45,7 +45,6 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -78,7 +77,7 @@ from services.remediation.safety import (
 )
 from services.remediation.verify import verify
 from services.runtime.auth import Authenticator
-from services.runtime.kafka import KafkaFactory
+from services.runtime.kafka import KafkaFactory, consume_batches
 from services.runtime.redis import RedisClient
 from services.runtime.settings import Settings
 
@@ -252,32 +251,14 @@ class RemediationService:
     async def _consume(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        while not self._stopping.is_set():
-            try:
-                batch = await consumer.getmany(timeout_ms=200, max_records=100)
-            except KafkaError:  # the client retries what it can; log and poll again
-                _log.exception("poll_failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
-                continue
-            if not batch:
-                continue
-            try:
-                for records in batch.values():
-                    for record in records:
-                        request = self._parse(record)
-                        if request is not None:
-                            await self.handle(request)
-                await consumer.commit()  # only after every request was handled: at-least-once
-            except Exception:  # noqa: BLE001 - Redis or the broker away: handle the batch again
-                _log.exception("handle_failed")
-                for tp, records in batch.items():
-                    # After a rebalance the partition may be another member's: it re-reads
-                    # from the committed offset, so nothing is skipped.
-                    with contextlib.suppress(IllegalStateError):
-                        consumer.seek(tp, records[0].offset)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+
+        async def handle(records: list[Any]) -> None:  # every request handled, then the commit
+            for record in records:
+                request = self._parse(record)
+                if request is not None:
+                    await self.handle(request)
+
+        await consume_batches(consumer, handle, self._stopping, max_records=100, name="remediation")
 
     def _parse(self, record: Any) -> RemediationRequest | None:
         try:

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -34,7 +33,7 @@ from services.router.remediation_tap import RemediationTap
 from services.router.silence_store import SilenceStore
 from services.router.store import RouterStore
 from services.runtime.auth import Authenticator
-from services.runtime.kafka import KafkaFactory
+from services.runtime.kafka import KafkaFactory, consume_batches
 from services.runtime.nflog import RedisNflog
 from services.runtime.redis import RedisClient
 from services.runtime.settings import Settings
@@ -179,42 +178,19 @@ class RouterService:
         return None
 
     async def _consume(self, consumer: AIOKafkaConsumer, dispatcher: Dispatcher) -> None:
-        while not self._stopping.is_set():
-            try:
-                batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-            except KafkaError:  # the client retries what it can; log and poll again
-                _log.exception("poll_failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
-                continue
+        async def handle(records: list[ConsumerRecord[bytes, bytes]]) -> None:
             alerts: list[Alert] = []
-            for records in batch.values():
-                for record in records:
-                    try:
-                        alerts.append(_ENVELOPE.model_validate(orjson.loads(record.value)).data)
-                    except (ValueError, ValidationError) as exc:
-                        self._bad_messages.inc()
-                        _log.warning(
-                            "bad_alert_message", offset=record.offset, error=str(exc)[:200]
-                        )
-            if not batch:
-                continue
-            try:
-                await dispatcher.receive(alerts)
-                if self.remediation is not None:
-                    await self.remediation.publish(
-                        alerts, dispatcher.config.global_.resolve_timeout
-                    )
-                await consumer.commit()  # only after the state is written: at-least-once
-            except Exception:  # noqa: BLE001 - Redis or the broker away: retry the same batch
-                _log.exception("receive_failed", alerts=len(alerts))
-                for tp, records in batch.items():
-                    # After a rebalance the partition may be another member's: it re-reads
-                    # from the committed offset, so nothing is skipped.
-                    with contextlib.suppress(IllegalStateError):
-                        consumer.seek(tp, records[0].offset)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+            for record in records:
+                try:
+                    alerts.append(_ENVELOPE.model_validate(orjson.loads(record.value)).data)
+                except (ValueError, ValidationError) as exc:
+                    self._bad_messages.inc()
+                    _log.warning("bad_alert_message", offset=record.offset, error=str(exc)[:200])
+            await dispatcher.receive(alerts)  # the state is written before the commit
+            if self.remediation is not None:
+                await self.remediation.publish(alerts, dispatcher.config.global_.resolve_timeout)
+
+        await consume_batches(consumer, handle, self._stopping, max_records=2000, name="router")
 
     async def _flush(self, dispatcher: Dispatcher) -> None:
         lease_ms = int(self._settings.router.flush_lease * 1000)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 
 from services.runtime.partition import KafkaPartitioner
 from services.runtime.settings import KafkaSettings
@@ -110,3 +110,43 @@ class KafkaFactory:
                 await asyncio.sleep(0.2)
             finally:
                 await admin.close()
+
+
+async def consume_batches(
+    consumer: AIOKafkaConsumer,
+    handle: Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
+    stopping: asyncio.Event,
+    *,
+    max_records: int,
+    name: str,
+) -> None:
+    """At-least-once consumption: poll a batch, `handle` it, then commit; until `stopping`.
+
+    When `handle` raises (Redis or the broker away), the batch's partitions are sought back to
+    its first offsets and it is handled again after a second; a partition a rebalance gave to
+    another member is re-read by it from the committed offset, so nothing is skipped. A failed
+    poll is logged and polled again: the loop never ends on its own."""
+    log = _log.bind(loop=name)
+    while not stopping.is_set():
+        try:
+            batch = await consumer.getmany(timeout_ms=200, max_records=max_records)
+        except KafkaError:  # the client retries what it can; log and poll again
+            log.exception("poll_failed")
+            await _pause(stopping)
+            continue
+        if not batch:
+            continue
+        try:
+            await handle([record for records in batch.values() for record in records])
+            await consumer.commit()  # only after the batch was handled
+        except Exception:
+            log.exception("batch_failed", records=sum(len(r) for r in batch.values()))
+            for tp, records in batch.items():
+                with contextlib.suppress(IllegalStateError):
+                    consumer.seek(tp, records[0].offset)
+            await _pause(stopping)
+
+
+async def _pause(stopping: asyncio.Event, seconds: float = 1.0) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
