@@ -33,6 +33,7 @@ from services.remediation.actions.redis_flush import PolicyReverts, cache_flush
 from services.remediation.agent import AgentClient
 from services.remediation.clock import SystemClock
 from services.runtime.embedded import free_port
+from tests.remediation.conftest import ensure_login_role
 
 _ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = _ROOT / "deploy" / "demo-app" / "demo_app.py"
@@ -62,14 +63,7 @@ async def pg_admin() -> AsyncIterator[asyncpg.Connection]:
     """A superuser session; ensures the demo app's (non-superuser) role exists."""
     conn = await asyncpg.connect(_PG_ADMIN)
     try:
-        await conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{_PG_ROLE}') THEN
-                    CREATE ROLE {_PG_ROLE} LOGIN;
-                END IF;
-            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-            END $$"""
-        )
+        await ensure_login_role(conn, _PG_ROLE)
         yield conn
     finally:
         await conn.close()

@@ -14,6 +14,29 @@ PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_ROLE = "tocsin_remediation_test"
 
 
+FILL_VALUE = b"x" * 1024
+
+
+async def fill(client: aioredis.Redis, prefix: str, count: int) -> None:
+    """`count` keys `<prefix><i>` of 1 KiB each, in one pipeline."""
+    async with client.pipeline(transaction=False) as pipe:
+        for i in range(count):
+            pipe.set(f"{prefix}{i}", FILL_VALUE)
+        await pipe.execute()
+
+
+async def ensure_login_role(conn: asyncpg.Connection, role: str) -> None:
+    """Create the (non-superuser) login role unless it exists, safe against concurrent tests."""
+    await conn.execute(
+        f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE {role} LOGIN;
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$"""
+    )
+
+
 class FakeClock:
     """A clock that moves only when told to."""
 
@@ -53,14 +76,7 @@ def app_name() -> str:
 async def pg_admin() -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(PG_DSN, server_settings={"application_name": "tocsin-remediation"})
     try:
-        await conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN
-                    CREATE ROLE {PG_ROLE} LOGIN;
-                END IF;
-            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-            END $$"""
-        )
+        await ensure_login_role(conn, PG_ROLE)
         yield conn
     finally:
         await conn.close()

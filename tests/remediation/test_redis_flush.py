@@ -10,22 +10,13 @@ import redis.asyncio as aioredis
 from schemas.remediation import CacheFlushParams, TemporaryEvictionPolicy
 from services.remediation.actions.redis_flush import PolicyReverts, cache_flush
 from services.remediation.safety import ActionRefused, RefusalReason
-from tests.remediation.conftest import FakeClock
-
-_VALUE = b"x" * 1024
-
-
-async def _fill(client: aioredis.Redis, prefix: str, count: int) -> None:
-    async with client.pipeline(transaction=False) as pipe:
-        for i in range(count):
-            pipe.set(f"{prefix}{i}", _VALUE)
-        await pipe.execute()
+from tests.remediation.conftest import FILL_VALUE, FakeClock, fill
 
 
 @pytest.fixture
 async def filled(redis_db: aioredis.Redis) -> aioredis.Redis:
-    await _fill(redis_db, "cache:session:", 12_000)
-    await _fill(redis_db, "keep:user:", 8_000)
+    await fill(redis_db, "cache:session:", 12_000)
+    await fill(redis_db, "keep:user:", 8_000)
     return redis_db
 
 
@@ -62,7 +53,7 @@ async def test_only_matching_keys_are_unlinked(
     assert result.keys_deleted == 12_000
     assert [k async for k in filled.scan_iter(match="cache:*", count=1000)] == []
     assert await filled.dbsize() == 8_000
-    assert await filled.get("keep:user:7999") == _VALUE
+    assert await filled.get("keep:user:7999") == FILL_VALUE
     assert result.bytes_freed > 0
     assert result.used_memory_after < result.used_memory_before
     assert result.sampled_bytes_per_key is not None
@@ -84,7 +75,7 @@ async def test_max_keys_bounds_the_deletion(filled: aioredis.Redis, clock: FakeC
 
 
 async def test_flushdb_refused_unless_allowed(redis_db: aioredis.Redis, clock: FakeClock) -> None:
-    await _fill(redis_db, "cache:", 100)
+    await fill(redis_db, "cache:", 100)
     reverts = PolicyReverts(redis_db, clock=clock)
     with pytest.raises(ActionRefused) as refused:
         await cache_flush(
@@ -108,7 +99,7 @@ async def test_temporary_policy_is_reverted_after_its_ttl(
     redis_db: aioredis.Redis, clock: FakeClock, original_policy: str
 ) -> None:
     await redis_db.config_set("maxmemory-policy", "noeviction")
-    await _fill(redis_db, "cache:", 100)
+    await fill(redis_db, "cache:", 100)
     reverts = PolicyReverts(redis_db, clock=clock, prefix="test:")
     params = CacheFlushParams(
         patterns=["cache:*"], temporary_policy=TemporaryEvictionPolicy(revert_after=60)

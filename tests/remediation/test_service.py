@@ -13,17 +13,8 @@ from schemas.envelope import encode
 from schemas.remediation_flow import AuditEvent, AuditRecord, Remediation, RemediationState
 from schemas.topics import REMEDIATION_REQUESTS
 from services.remediation.alarm import ALERTNAME
-from tests.remediation.conftest import PG_DSN, FakeClock
+from tests.remediation.conftest import FILL_VALUE, PG_DSN, FakeClock, fill
 from tests.remediation.flow import Flow, flow_redis, read_topic, redis_target_policy, start_flow
-
-_VALUE = b"x" * 1024
-
-
-async def _fill(client: aioredis.Redis, prefix: str, count: int) -> None:
-    async with client.pipeline(transaction=False) as pipe:
-        for i in range(count):
-            pipe.set(f"{prefix}{i}", _VALUE)
-        await pipe.execute()
 
 
 @pytest.fixture
@@ -63,8 +54,8 @@ def _events(records: list[AuditRecord]) -> list[str]:
 async def test_auto_cache_flush_frees_memory_and_audits_every_step(
     kafka_bootstrap: str, redis_db: aioredis.Redis, clock: FakeClock, maxmemory: int
 ) -> None:
-    await _fill(redis_db, "cache:session:", 12_000)
-    await _fill(redis_db, "keep:user:", 8_000)
+    await fill(redis_db, "cache:session:", 12_000)
+    await fill(redis_db, "keep:user:", 8_000)
     policy = redis_target_policy()
     async with start_flow(
         kafka_bootstrap, redis_db, clock, policy, settings={"remediation.audit_dsn": PG_DSN}
@@ -74,7 +65,7 @@ async def test_auto_cache_flush_frees_memory_and_audits_every_step(
         assert created.decidedBy is None
         assert await _count(redis_db, "cache:session:*") == 0  # only the matching keys went
         assert await _count(redis_db, "keep:user:*") == 8_000
-        assert await redis_db.get("keep:user:7999") == _VALUE
+        assert await redis_db.get("keep:user:7999") == FILL_VALUE
         assert created.result is not None
         assert created.result["keys_deleted"] == 12_000
         assert created.result["used_memory_after"] < created.result["used_memory_before"]
@@ -115,7 +106,7 @@ async def test_a_resent_or_redelivered_alert_makes_no_second_remediation(flow: F
 async def test_dry_run_records_what_it_would_do_and_does_nothing(
     kafka_bootstrap: str, redis_db: aioredis.Redis, clock: FakeClock
 ) -> None:
-    await _fill(redis_db, "cache:session:", 100)
+    await fill(redis_db, "cache:session:", 100)
     policy = redis_target_policy(mode="dry-run")
     async with start_flow(kafka_bootstrap, redis_db, clock, policy) as flow:
         [created] = await flow.service.handle(flow.request({"alertname": "RedisMemoryHigh"}))
@@ -229,7 +220,7 @@ async def test_the_hourly_limit_opens_the_circuit_and_raises_an_alert(
 async def test_requests_are_consumed_from_kafka_with_at_least_once_dedup(
     kafka_bootstrap: str, redis_db: aioredis.Redis, clock: FakeClock
 ) -> None:
-    await _fill(redis_db, "cache:session:", 50)
+    await fill(redis_db, "cache:session:", 50)
     policy = redis_target_policy()
     async with start_flow(kafka_bootstrap, redis_db, clock, policy, consume=True) as flow:
         request = flow.request({"alertname": "RedisMemoryHigh"})
@@ -313,7 +304,7 @@ def _lock_key(flow: Flow) -> str:
 async def test_a_locked_run_is_retried_on_a_resend_once_the_lock_is_free(
     flow: Flow, redis_db: aioredis.Redis
 ) -> None:
-    await _fill(redis_db, "cache:session:", 10)
+    await fill(redis_db, "cache:session:", 10)
     await redis_db.set(_lock_key(flow), "another-run")
     request = flow.request({"alertname": "RedisMemoryHigh"})
     [locked] = await flow.service.handle(request)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from schemas.alert import Alert, fingerprint
 from schemas.remediation import parse_policy
@@ -17,13 +16,9 @@ from schemas.remediation_flow import RemediationRequest
 from schemas.timefmt import format_ns, now_ns, parse_ns
 from schemas.topics import REMEDIATION_REQUESTS
 from services.router.remediation_tap import requests_for
-from services.router.service import RouterService
 from services.router.silence_store import SilenceStore
 from services.router.silences import Silence
-from services.runtime.kafka import KafkaFactory
-from services.runtime.metrics import new_registry
-from services.runtime.settings import load_settings
-from tests.router.test_service import config_text, post
+from tests.router.test_service import post, started_router
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 S = 1_000_000_000
@@ -119,30 +114,13 @@ async def test_the_router_publishes_requests_before_it_commits(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     run = f"r{uuid.uuid4().hex[:8]}"
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(config_text(run))
     policy = tmp_path / "remediation.yml"
     policy.write_text(orjson.dumps(policy_data(run)).decode())  # JSON is YAML
-    settings = load_settings(
-        {
-            "config.file": str(config),
-            "remediation.policy_file": str(policy),
-            "router.group_id": f"router-{run}",
-            "router.redis_prefix": f"test:{run}:",
-            "router.poll_interval": 0.05,
-        }
-    )
-    factory = KafkaFactory(settings.kafka, kafka_bootstrap, embedded=True)
-    await factory.ensure_topics(["alerts"])
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    service = RouterService(settings, factory, redis, new_registry())
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    await service.start()
-    silenced = {"alertname": "RedisMemoryHigh", "instance": "muted", "run": run}
-    now = now_ns()
-    await service.silences.save(_silence(silenced, now))
-    try:
+    async with started_router(
+        kafka_bootstrap, tmp_path, run, **{"remediation.policy_file": str(policy)}
+    ) as (service, producer):
+        silenced = {"alertname": "RedisMemoryHigh", "instance": "muted", "run": run}
+        await service.silences.save(_silence(silenced, now_ns()))
         firing = {"alertname": "RedisMemoryHigh", "instance": "a", "run": run}
         other = {"alertname": "Unrelated", "instance": "a", "run": run}
         await post(producer, firing)
@@ -150,12 +128,6 @@ async def test_the_router_publishes_requests_before_it_commits(
         await post(producer, silenced)
         await post(producer, firing, ends_at=format_ns(now_ns() - S))
         got = await _requests(kafka_bootstrap, run, 2)
-    finally:
-        await service.stop()
-        await producer.stop()
-        async for key in redis.scan_iter(match=f"test:{run}:*"):
-            await redis.delete(key)
-        await redis.aclose()
     assert [(r.fingerprint, r.status, r.rules) for r in got] == [
         (fingerprint(firing), "firing", ["flush"]),
         (fingerprint(firing), "resolved", ["flush"]),

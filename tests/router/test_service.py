@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,36 +94,47 @@ async def collect(
     return found
 
 
-@pytest.fixture
-async def router(
-    kafka_bootstrap: str, tmp_path: Path
-) -> AsyncIterator[tuple[RouterService, str, AIOKafkaProducer]]:
-    receiver = f"r{uuid.uuid4().hex[:8]}"
+@asynccontextmanager
+async def started_router(
+    kafka_bootstrap: str, tmp_path: Path, receiver: str, **settings: Any
+) -> AsyncIterator[tuple[RouterService, AIOKafkaProducer]]:
+    """A RouterService on `config_text(receiver)`, its keys under `test:<receiver>:`, and a
+    producer for the alerts topic; `settings` add to or override the test settings."""
     config = tmp_path / "alertmanager.yml"
     config.write_text(config_text(receiver))
-    settings = load_settings(
+    loaded = load_settings(
         {
             "config.file": str(config),
             "router.group_id": f"router-{receiver}",
             "router.redis_prefix": f"test:{receiver}:",
             "router.poll_interval": 0.05,
+            **settings,
         }
     )
-    factory = KafkaFactory(settings.kafka, kafka_bootstrap, embedded=True)
+    factory = KafkaFactory(loaded.kafka, kafka_bootstrap, embedded=True)
     await factory.ensure_topics(["alerts"])
     redis = aioredis.Redis.from_url(REDIS_URL)
-    service = RouterService(settings, factory, redis, new_registry())
+    service = RouterService(loaded, factory, redis, new_registry())
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     await service.start()
     try:
-        yield service, receiver, producer
+        yield service, producer
     finally:
         await service.stop()
         await producer.stop()
         async for key in redis.scan_iter(match=f"test:{receiver}:*"):
             await redis.delete(key)
         await redis.aclose()
+
+
+@pytest.fixture
+async def router(
+    kafka_bootstrap: str, tmp_path: Path
+) -> AsyncIterator[tuple[RouterService, str, AIOKafkaProducer]]:
+    receiver = f"r{uuid.uuid4().hex[:8]}"
+    async with started_router(kafka_bootstrap, tmp_path, receiver) as (service, producer):
+        yield service, receiver, producer
 
 
 async def test_alerts_are_grouped_and_published_per_receiver(
