@@ -50,6 +50,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import yaml
 from aiohttp import web
 
+from schemas.config.duration import parse_duration
 from services.runtime.embedded import free_port
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -61,7 +62,6 @@ APP_NAME = "demo-app"
 APP_ROLE = "tocsin_demo_app"
 POOL_SIZE = 10
 FOR_AT_MOST = 5.0  # seconds: each rule's `for` in the demo copy
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -168,21 +168,8 @@ class Ports:
     tocsin: int
 
 
-def _seconds(text: str) -> float:
-    total, rest = 0.0, text.strip()
-    while rest:
-        match = re.match(r"(\d+)(ms|s|m|h|d)", rest)
-        if match is None:
-            raise ValueError(f"bad duration {text!r}")
-        unit = 86400.0 if match[2] == "d" else _UNIT[match[2]]
-        total += int(match[1]) * unit
-        rest = rest[match.end() :]
-    return total
-
-
 def _short(text: str, at_most: float) -> str:
-    seconds = min(_seconds(text), at_most)
-    return f"{seconds:g}s"
+    return f"{min(parse_duration(text), at_most):g}s"
 
 
 def demo_rules(source: Path, target: Path) -> list[str]:
