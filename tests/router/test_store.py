@@ -206,3 +206,39 @@ async def test_nflog_put_many_expires_each_entry_at_its_own_time(store: RouterSt
     for key, entry in entries:
         expiry = await expires_at(store, nflog.redis_key(key))
         assert abs(expiry - entry.expires_ns // 1_000_000) <= 50
+
+
+async def test_one_batch_writes_everything_in_one_script(store: RouterStore) -> None:
+    from services.router.store import GroupRecord
+
+    a1, a2 = alert({"alertname": "A"}), alert({"alertname": "B"}, ends=0)
+    old = GroupRecord("old", "{}:{a}", "route", {"a": "1"}, T0, True, T0 + 60 * S)
+    await store.write_batch({}, [old], {"old": {FP1}}, {}, {})
+    at = T0 // 1_000_000 + 3_600_000
+    # 1,200 members in one batch: more than one HSET per group inside the script.
+    many = {f"{i:016x}" for i in range(1_200)}
+    new = GroupRecord("new", "{}:{b}", "route", {"b": "2"}, T0, False, T0 + 5 * S)
+    changed = GroupRecord("old", "{}:{a}", "route", {"a": "changed"}, T0, False, T0)
+    await store.write_batch(
+        {a1.fingerprint: (a1, at), a2.fingerprint: (a2, at)},
+        [changed, new],
+        {"old": {FP2}, "new": many},
+        {"old": T0 + 1 * S, "new": T0 + 9 * S},  # earlier for "old", later for "new"
+        {"r:k": {a1.fingerprint}},
+    )
+    assert await store.get_alerts([a1.fingerprint, a2.fingerprint, "ffffffffffffffff"]) == {
+        a1.fingerprint: a1,
+        a2.fingerprint: a2,
+    }
+    assert abs(await expires_at(store, store._alert_key(a1.fingerprint)) - at - 3_600_000) < 5_000
+    groups = await store.get_groups(["old", "new", "gone"])
+    assert set(groups) == {"old", "new"}
+    assert groups["old"].labels == {"a": "1"}  # an existing group's fields are kept
+    assert (groups["new"].labels, groups["new"].flushed) == ({"b": "2"}, False)
+    loaded = await store.load_groups(["old", "new"])
+    assert loaded["old"][1] == [FP1, FP2]
+    assert loaded["new"][1] == sorted(many)
+    # "old" moved earlier (LT); "new" was scheduled at its first tick, not the later one.
+    assert await store.redis.zscore(store._sched, "old") == (T0 + 1 * S) // 1_000_000
+    assert await store.redis.zscore(store._sched, "new") == (T0 + 5 * S) // 1_000_000
+    assert await store.inhibition_sources(["r:k"]) == {"r:k": [a1.fingerprint]}
