@@ -41,8 +41,12 @@ class ReceiverLimits:
     @asynccontextmanager
     async def slot(self, receiver: str) -> AsyncIterator[None]:
         """Hold one of the receiver's slots, after its rate allowed one more send."""
-        semaphore = self._slots.setdefault(receiver, asyncio.Semaphore(self._concurrency))
-        bucket = self._buckets.setdefault(receiver, _Bucket(self._rate, self._burst))
+        semaphore = self._slots.get(receiver)
+        if semaphore is None:  # made once per receiver, not on every call
+            semaphore = self._slots[receiver] = asyncio.Semaphore(self._concurrency)
+        bucket = self._buckets.get(receiver)
+        if bucket is None:
+            bucket = self._buckets[receiver] = _Bucket(self._rate, self._burst)
         async with semaphore:
             await bucket.take()
             yield
