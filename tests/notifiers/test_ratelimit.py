@@ -47,3 +47,32 @@ async def test_concurrency_caps_sends_in_flight() -> None:
 
     await asyncio.gather(*(send() for _ in range(12)))
     assert peak == 3
+
+
+async def test_a_cancelled_wait_for_a_token_gives_its_slot_back() -> None:
+    limits = ReceiverLimits(rate=1.0, burst=1, concurrency=1)
+    await limits.acquire("team")  # the only token and the only slot
+    limits.release("team")
+    waiting = asyncio.create_task(limits.acquire("team"))  # a slot, but no token for ~1 s
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    # The slot is free again: a caller gets it as soon as the next token is due.
+    started = time.monotonic()
+    await asyncio.wait_for(limits.acquire("team"), 2)
+    assert time.monotonic() - started < 1.1
+    limits.release("team")
+
+
+async def test_callers_queued_for_tokens_are_served_in_order() -> None:
+    limits = ReceiverLimits(rate=20.0, burst=1, concurrency=100)
+    order: list[int] = []
+
+    async def send(n: int) -> None:
+        await limits.acquire("team")
+        order.append(n)
+        limits.release("team")
+
+    tasks = [asyncio.create_task(send(n)) for n in range(6)]
+    await asyncio.gather(*tasks)
+    assert order == list(range(6))
