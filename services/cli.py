@@ -25,7 +25,7 @@ from services.runtime.auth import Authenticator
 from services.runtime.embedded import ChildProcess, EmbeddedError, EmbeddedKafka, EmbeddedRedis
 from services.runtime.health import HealthRegistry
 from services.runtime.kafka import KafkaFactory
-from services.runtime.lifecycle import Lifecycle
+from services.runtime.lifecycle import Lifecycle, tune_gc
 from services.runtime.logging import configure_logging
 from services.runtime.metrics import new_registry
 from services.runtime.settings import Settings, SettingsError, load_settings
@@ -436,6 +436,7 @@ async def _serve(command: str, settings: Settings, argv: Sequence[str], worker: 
     stack = AsyncExitStack()
     try:
         info = await _start(stack, command, settings, argv, worker, health, lifecycle)
+        tune_gc()
         if not worker:
             _banner(info)
         await lifecycle.wait()

@@ -1,16 +1,35 @@
-"""Process lifecycle: signals become a stop event; teardown is LIFO with a bounded drain."""
+"""Process lifecycle: signals become a stop event; teardown is LIFO with a bounded drain; the
+garbage collector tuned for a long-running service once it has started."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 
 import structlog
 
-__all__ = ["Lifecycle"]
+__all__ = ["GC_THRESHOLDS", "Lifecycle", "tune_gc"]
 
 _log = structlog.get_logger("tocsin.lifecycle")
+
+
+# The cyclic collector's thresholds for the services (CPython's default is 700, 10, 10). A router
+# or notifier allocates tens of container objects per message (records, futures, models,
+# dicts), nearly all freed by reference counting; at the default a young-generation pass ran
+# every few messages and the collector cost about a fifth of their CPU in bench/e2e.py
+# (routers and notifiers 15-25 % less CPU with these thresholds). Cycles that do become garbage
+# are still collected, after 50,000 net allocations instead of 700.
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Call once start-up is done: what it built (modules, config, templates, clients) moves to
+    the permanent generation, out of every later collection's way, and the thresholds rise."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Lifecycle:
