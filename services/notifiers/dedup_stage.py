@@ -135,7 +135,9 @@ class DedupStage:
 
     @staticmethod
     def _token(job: Job) -> bytes:
-        token: str = job.extra.setdefault("claim", uuid.uuid4().hex)
+        token: str | None = job.extra.get("claim")
+        if token is None:  # not setdefault: that would make a uuid4 on every call
+            token = job.extra["claim"] = uuid.uuid4().hex
         return token.encode()
 
     @staticmethod

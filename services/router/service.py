@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -182,7 +181,7 @@ class RouterService:
             alerts: list[Alert] = []
             for record in records:
                 try:
-                    alerts.append(_ENVELOPE.model_validate(orjson.loads(record.value)).data)
+                    alerts.append(_ENVELOPE.model_validate_json(record.value).data)
                 except (ValueError, ValidationError) as exc:
                     self._bad_messages.inc()
                     _log.warning("bad_alert_message", offset=record.offset, error=str(exc)[:200])
