@@ -272,9 +272,12 @@ class KeepAlivePool:
         self._waiting: dict[_Key, deque[asyncio.Future[None]]] = {}
         self._default_tls: ssl.SSLContext | None = None
         self._targets: dict[tuple[str, Any], tuple[_Key, str, int, ssl.SSLContext | None, str]] = {}
+        self._swept = time.monotonic()
+        self._closing = False
 
     def close(self) -> None:
-        """Close every idle connection (those in use close when their request ends)."""
+        """Close every idle connection; those in use close when their request ends."""
+        self._closing = True
         for conns in self._idle.values():
             for conn in conns:
                 conn.usable = False
@@ -310,9 +313,10 @@ class KeepAlivePool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + time_limit
         conn = await self._acquire(key, host, port, context, time_limit)
-        waiter = conn.request(data)
-        timer = loop.call_at(deadline, conn.timed_out, waiter)
+        timer: asyncio.TimerHandle | None = None
         try:
+            waiter = conn.request(data)
+            timer = loop.call_at(deadline, conn.timed_out, waiter)
             response = await waiter
         except BaseException:
             conn.usable = False
@@ -321,7 +325,8 @@ class KeepAlivePool:
             self._release(key, conn)
             raise
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
         self._release(key, conn)
         return response
 
@@ -366,7 +371,12 @@ class KeepAlivePool:
         while self._open.get(key, 0) >= self._limit:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(key, deque()).append(waiter)
-            await waiter
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake(key)  # woken, then cancelled: the turn goes to the next one
+                raise
             idle = self._idle.get(key)
             while idle:
                 conn = idle.pop()
@@ -391,12 +401,25 @@ class KeepAlivePool:
         return conn
 
     def _release(self, key: _Key, conn: _Connection) -> None:
-        if conn.usable:
-            conn.idle_since = time.monotonic()
+        if conn.usable and not self._closing:
+            conn.idle_since = now = time.monotonic()
             self._idle.setdefault(key, []).append(conn)
             self._wake(key)
+            if now - self._swept > self._idle_timeout:
+                self._sweep(now)
         else:
             self._closed(key, conn)
+
+    def _sweep(self, now: float) -> None:
+        """Close the connections idle for longer than the idle timeout (reuse is most recent
+        first, so those at the bottom of a list can sit unused while the load is low)."""
+        self._swept = now
+        for key, conns in self._idle.items():
+            stale = [c for c in conns if not c.usable or now - c.idle_since >= self._idle_timeout]
+            if stale:
+                conns[:] = [c for c in conns if c not in stale]
+                for conn in stale:
+                    self._closed(key, conn)
 
     def _closed(self, key: _Key, conn: _Connection) -> None:
         if conn.transport is not None and not conn.transport.is_closing():

@@ -348,3 +348,29 @@ async def test_sender_classifies_what_the_small_client_reports() -> None:
         assert "slow" in str(limited.value)
     finally:
         await http.close()
+
+
+async def test_connections_idle_too_long_are_closed_by_a_later_release() -> None:
+    pool = KeepAlivePool(idle_timeout=0.3)
+    async with scripted(lambda n: ok(), delay=0.05) as served:
+        url = f"http://127.0.0.1:{served.port}/"
+        await asyncio.gather(*(pool.post(url, BODY, {}, 5) for _ in range(4)))  # 4 connections
+        assert served.open_now == 4
+        for _ in range(8):  # one at a time: the most recent connection serves them all
+            await pool.post(url, BODY, {}, 5)
+            await asyncio.sleep(0.1)
+        assert served.connections == 4
+        assert served.open_now == 1  # the three left at the bottom were swept
+    pool.close()
+
+
+async def test_a_closed_pool_keeps_no_connection() -> None:
+    pool = KeepAlivePool()
+    async with scripted(lambda n: ok(), delay=0.1) as served:
+        url = f"http://127.0.0.1:{served.port}/"
+        in_flight = asyncio.create_task(pool.post(url, BODY, {}, 5))
+        await asyncio.sleep(0.05)
+        pool.close()
+        assert (await in_flight).status == 200
+        await asyncio.sleep(0.05)
+        assert served.open_now == 0
