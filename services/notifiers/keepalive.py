@@ -214,6 +214,8 @@ class _Connection(asyncio.Protocol):
                     self._length = int(headers["content-length"])
                 except ValueError:
                     raise ProtocolError("malformed Content-Length") from None
+                if not 0 <= self._length <= _MAX_BODY:
+                    raise ProtocolError("response body too large")
             else:
                 self._length = -1
         version, status, headers = self._head
@@ -243,13 +245,14 @@ class _Connection(asyncio.Protocol):
             or buf  # bytes nobody asked for
         ):
             self.usable = False
+        response = HttpResponse(status, headers, _decoded(body, headers))  # may raise: _fail
         waiter = self._waiter
         self._waiter = None
         self._head = None
         if not self.usable and self.transport is not None:
             self.transport.close()
         if waiter is not None and not waiter.done():
-            waiter.set_result(HttpResponse(status, headers, _decoded(body, headers)))
+            waiter.set_result(response)
 
 
 _Key = tuple[str, str, int, Any]

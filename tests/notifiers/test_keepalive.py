@@ -234,8 +234,14 @@ async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_dropped() ->
 
 @pytest.mark.parametrize(
     "answer",
-    [b"SMTP ready\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", b"HTTP/1.1 200"],
-    ids=["not-http", "bad-length", "cut-short"],
+    [
+        b"SMTP ready\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200",
+    ],
+    ids=["not-http", "bad-length", "huge-length", "bad-gzip", "cut-short"],
 )
 async def test_what_is_not_http_is_a_connection_error(answer: bytes) -> None:
     pool = KeepAlivePool()
