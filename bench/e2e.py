@@ -117,9 +117,21 @@ from typing import Any
 
 import aiohttp
 import orjson
-from ingest import command_version, digest, free_port, http_get, metric_sum, tail
+from ingest import (
+    ALERTMANAGER_BIN,
+    alertmanager_argv,
+    command_version,
+    digest,
+    fmt_ratio,
+    free_port,
+    http_get,
+    metric_sum,
+    proc_stats,
+    stop_process,
+    tail,
+)
+from ingest import ratio as _ratio
 
-ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 ALERTS_PATH = "/api/v2/alerts"
 READY_TIMEOUT_S = 60.0
 WARMUP_ROUNDS = 12
@@ -272,13 +284,7 @@ class Recorder:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout=10)
 
 
 SAMPLE_WEBHOOK = orjson.dumps(
@@ -398,34 +404,15 @@ def machine_busy_s() -> float:
 
 def children(pid: int) -> list[tuple[int, str]]:
     """(pid, comm) of the direct children of `pid`."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        if int(raw.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append((int(entry.name), comm))
-    return found
+    return [(p, comm) for p, comm, fields in proc_stats() if int(fields[1]) == pid]
 
 
 def all_processes_cpu() -> dict[int, tuple[str, float]]:
     """(comm, CPU seconds) of every process on the machine."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        found[int(entry.name)] = (comm, (int(fields[11]) + int(fields[12])) / TICKS)
-    return found
+    return {
+        pid: (comm, (int(fields[11]) + int(fields[12])) / TICKS)
+        for pid, comm, fields in proc_stats()
+    }
 
 
 @dataclass
@@ -694,15 +681,7 @@ class AlertmanagerTarget(Target):
 
     def start(self) -> None:
         port = free_port()
-        argv = [
-            ALERTMANAGER_BIN,
-            f"--config.file={self.config}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
-        p = self.spawn("alertmanager", argv, port)
+        p = self.spawn("alertmanager", alertmanager_argv(self.config, self.workdir, port), port)
         self.alerts_url = p.url + ALERTS_PATH
         wait_ready(p.name, p.url, p.proc, p.log)
 
@@ -1291,12 +1270,8 @@ def fmt_s(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def fmt_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
 def ratio(num: float, den: float) -> float | None:
-    return round(num / den, 3) if den else None
+    return _ratio(num, den, 3)
 
 
 @dataclass

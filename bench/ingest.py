@@ -209,11 +209,10 @@ def metric_sum(text: str, name: str, label_filter: str = "") -> float:
     return total
 
 
-def process_tree_cpu_s(root: int) -> float:
-    """User+system CPU seconds of `root` and all its descendants (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, int] = {}
+def proc_stats() -> list[tuple[int, str, list[str]]]:
+    """(pid, comm, the fields after "pid (comm)": state ppid ... utime stime ...) of every
+    process on the machine (Linux /proc/<pid>/stat)."""
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -221,8 +220,17 @@ def process_tree_cpu_s(root: int) -> float:
             raw = Path(entry.path, "stat").read_text()
         except OSError:
             continue
-        fields = raw.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid ... utime stime
-        pid = int(entry.name)
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        found.append((int(entry.name), comm, raw.rsplit(")", 1)[1].split()))
+    return found
+
+
+def process_tree_cpu_s(root: int) -> float:
+    """User+system CPU seconds of `root` and all its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, int] = {}
+    for pid, _, fields in proc_stats():
         cpu[pid] = int(fields[11]) + int(fields[12])
         children.setdefault(int(fields[1]), []).append(pid)
     total, stack = 0, [root]
@@ -231,6 +239,29 @@ def process_tree_cpu_s(root: int) -> float:
         total += cpu.get(pid, 0)
         stack.extend(children.get(pid, ()))
     return total / ticks
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def alertmanager_argv(config: Path, workdir: Path, port: int) -> list[str]:
+    """Alertmanager as every bench runs it: temporary storage, no gossip, warnings only."""
+    return [
+        ALERTMANAGER_BIN,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
 
 
 def command_version(argv: Sequence[str], pattern: str) -> str:
@@ -333,13 +364,7 @@ class _LocalProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def cpu_seconds(self) -> float | None:
@@ -457,14 +482,7 @@ class AlertmanagerTarget(_LocalProcess):
         (self.workdir / "alertmanager.yml").write_text(AM_CONFIG)
 
     def argv(self) -> list[str]:
-        return [
-            ALERTMANAGER_BIN,
-            f"--config.file={self.workdir / 'alertmanager.yml'}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
+        return alertmanager_argv(self.workdir / "alertmanager.yml", self.workdir, self.port)
 
     def read_counter(self) -> CounterReading:
         status, body = http_get(self.base_url, "/metrics")
@@ -652,9 +670,9 @@ def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def ratio(num: float, den: float) -> float | None:
-    """num/den, or None when den is zero."""
-    return round(num / den, 4) if den else None
+def ratio(num: float, den: float, digits: int = 4) -> float | None:
+    """num/den rounded, or None when den is zero."""
+    return round(num / den, digits) if den else None
 
 
 @dataclass

@@ -96,7 +96,15 @@ import orjson
 import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from ingest import command_version, http_get, metric_sum, process_tree_cpu_s
+from ingest import (
+    ALERTMANAGER_BIN,
+    alertmanager_argv,
+    command_version,
+    http_get,
+    metric_sum,
+    process_tree_cpu_s,
+    stop_process,
+)
 from redis.exceptions import RedisError
 
 from schemas.alert import Alert, fingerprint
@@ -119,7 +127,6 @@ from services.runtime.settings import load_settings
 REPO = Path(__file__).resolve().parent.parent
 CODE_UNDER_TEST = ("services/router", "services/runtime", "schemas")  # uncommitted changes noted
 GUIDE_CONFIG = REPO / "tests" / "testdata" / "config" / "guide-alertmanager.yml"
-ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 GUIDE_ENV = {
     "SMTP_PASSWORD": "bench-password",
     "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack",
@@ -808,14 +815,7 @@ class Alertmanager:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        argv = [
-            ALERTMANAGER_BIN,
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
+        argv = alertmanager_argv(self.config_path, self.workdir, self.port)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
@@ -849,13 +849,7 @@ class Alertmanager:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
