@@ -742,6 +742,11 @@ async def bench_e2e(
         flushes = registry.get_sample_value("tocsin_router_flush_seconds_count") or 0.0
         steady = end.wall - at.wall
         total = end.wall - start.wall
+        if count - received_first <= 0 or steady <= 0:
+            raise BenchError(
+                f"all {count:,} alerts arrived in the first batch seen: nothing left to time "
+                "(raise --e2e-alerts)"
+            )
         report.e2e = {
             "alerts": count,
             "received": int(received),
@@ -750,7 +755,7 @@ async def bench_e2e(
             "first_to_last_s": round(steady, 3),
             "start_to_last_s": round(total, 3),
             # from the first look that saw alerts (those not counted) to the last alert
-            "alerts_per_s": round((count - received_first) / steady, 1) if steady else None,
+            "alerts_per_s": round((count - received_first) / steady, 1),
             "alerts_per_s_incl_start": round(count / total, 1),
             "groups_flushed_meanwhile": int(flushes),
             "notifications_meanwhile": int(notifications),
