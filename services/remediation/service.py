@@ -462,16 +462,10 @@ class RemediationService:
         state = _STATE_OF[outcome.status]
         result = outcome.result.model_dump(mode="json") if isinstance(outcome, Done) else None
         refusal = outcome.reason.value if isinstance(outcome, Refused) else None
-        recorded = audit.pending(
-            AuditEvent.RESULT, remediation=remediation, actor="tocsin",
-            detail=_result_detail(outcome),
+        remediation = await self._move(
+            remediation, state, AuditEvent.RESULT, _result_detail(outcome), strict=True,
+            detail=_describe(outcome), result=result, refusal=refusal,
         )  # fmt: skip
-        remediation = await self.store.change(
-            remediation, state, outbox=[recorded], detail=_describe(outcome), result=result,
-            refusal=refusal,
-        )  # fmt: skip
-        self._count(remediation)
-        await self._deliver([recorded], strict=True)
         if isinstance(outcome, Refused) and outcome.reason is RefusalReason.RATE_LIMITED:
             await self._circuit_opened(outcome, remediation)
         if isinstance(outcome, Done):
@@ -499,17 +493,11 @@ class RemediationService:
             remediation = await self.store.get(remediation_id_)
             if remediation is None or remediation.state is not RemediationState.PENDING:
                 continue
-            cancelled = self.audit.pending(
-                AuditEvent.CANCELLED, remediation=remediation, actor="tocsin",
-                detail={"reason": "alert resolved"},
-            )  # fmt: skip
             with contextlib.suppress(Conflict):  # decided meanwhile: nothing to cancel
-                remediation = await self.store.change(
-                    remediation, RemediationState.CANCELLED, outbox=[cancelled],
-                    detail="the alert resolved",
+                await self._move(
+                    remediation, RemediationState.CANCELLED, AuditEvent.CANCELLED,
+                    {"reason": "alert resolved"}, detail="the alert resolved",
                 )  # fmt: skip
-                self._count(remediation)
-                await self._deliver([cancelled], strict=False)
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -538,28 +526,17 @@ class RemediationService:
         """Approve a pending remediation and start its action (NotFound, Conflict)."""
         remediation = await self._pending(remediation_id_)
         rule = self.executor.rule(remediation.rule)
-        approved = self.audit.pending(
-            AuditEvent.APPROVED, remediation=remediation, actor=actor, detail={"comment": comment}
-        )
-        remediation = await self.store.change(
-            remediation, RemediationState.RUNNING, outbox=[approved], decidedBy=actor,
-            detail=comment,
-        )  # fmt: skip
-        self._count(remediation)
         # the decision stands even if its record is not written yet (the check writes it)
-        await self._deliver([approved], strict=False)
+        remediation = await self._move(
+            remediation, RemediationState.RUNNING, AuditEvent.APPROVED, {"comment": comment},
+            actor=actor, decidedBy=actor, detail=comment,
+        )  # fmt: skip
         if rule is None:
             detail = f"rule {remediation.rule} is no longer in the policy"
-            refused = self.audit.pending(
-                AuditEvent.RESULT, remediation=remediation, actor="tocsin",
-                detail={"status": "refused", "reason": "no_rule", "detail": detail},
+            return await self._move(
+                remediation, RemediationState.REFUSED, AuditEvent.RESULT,
+                {"status": "refused", "reason": "no_rule", "detail": detail}, detail=detail,
             )  # fmt: skip
-            remediation = await self.store.change(
-                remediation, RemediationState.REFUSED, outbox=[refused], detail=detail
-            )
-            self._count(remediation)
-            await self._deliver([refused], strict=False)
-            return remediation
         run = asyncio.create_task(
             self._run_approved(remediation, rule, actor), name=f"remediation-{remediation.id}"
         )
@@ -582,16 +559,10 @@ class RemediationService:
     async def reject(self, remediation_id_: str, actor: str, comment: str = "") -> Remediation:
         """Reject a pending remediation (NotFound, Conflict)."""
         remediation = await self._pending(remediation_id_)
-        rejected = self.audit.pending(
-            AuditEvent.REJECTED, remediation=remediation, actor=actor, detail={"comment": comment}
-        )
-        remediation = await self.store.change(
-            remediation, RemediationState.REJECTED, outbox=[rejected], decidedBy=actor,
-            detail=comment,
+        return await self._move(  # it stands; the check writes its record if need be
+            remediation, RemediationState.REJECTED, AuditEvent.REJECTED, {"comment": comment},
+            actor=actor, decidedBy=actor, detail=comment,
         )  # fmt: skip
-        self._count(remediation)
-        await self._deliver([rejected], strict=False)  # it stands; the check writes it later
-        return remediation
 
     async def circuit(self) -> CircuitState | None:
         """The open circuit, or None."""
@@ -614,16 +585,10 @@ class RemediationService:
     # -- periodic checks --------------------------------------------------------------------
 
     async def _expire(self, remediation: Remediation) -> None:
-        expired = self.audit.pending(
-            AuditEvent.EXPIRED, remediation=remediation, actor="tocsin",
-            detail={"expiredAt": _rfc3339(self._clock.now())},
+        await self._move(
+            remediation, RemediationState.EXPIRED, AuditEvent.EXPIRED,
+            {"expiredAt": _rfc3339(self._clock.now())}, detail="no decision before the expiry",
         )  # fmt: skip
-        remediation = await self.store.change(
-            remediation, RemediationState.EXPIRED, outbox=[expired],
-            detail="no decision before the expiry",
-        )  # fmt: skip
-        self._count(remediation)
-        await self._deliver([expired], strict=False)
 
     async def check(self) -> None:
         """One pass: expire approvals, revert what is due, keep the circuit alert, tidy up."""
@@ -711,16 +676,11 @@ class RemediationService:
             ):
                 continue
             detail = "interrupted: no result was recorded (its process stopped)"
-            failed = self.audit.pending(
-                AuditEvent.RESULT, remediation=remediation, actor="tocsin",
-                detail={"status": "failed", "error": detail},
-            )  # fmt: skip
             with contextlib.suppress(Conflict):  # it finished meanwhile
-                remediation = await self.store.change(
-                    remediation, RemediationState.FAILED, outbox=[failed], detail=detail
-                )
-                self._count(remediation)
-                await self._deliver([failed], strict=True)
+                await self._move(
+                    remediation, RemediationState.FAILED, AuditEvent.RESULT,
+                    {"status": "failed", "error": detail}, strict=True, detail=detail,
+                )  # fmt: skip
 
     async def _check_loop(self) -> None:
         interval = self._settings.remediation.check_interval
@@ -731,6 +691,27 @@ class RemediationService:
                 _log.exception("check_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _move(
+        self,
+        remediation: Remediation,
+        state: RemediationState,
+        event: AuditEvent,
+        audit_detail: dict[str, Any],
+        *,
+        actor: str = "tocsin",
+        strict: bool = False,
+        **changes: Any,
+    ) -> Remediation:
+        """Move `remediation` to `state` with its audit record stored in the same write (Conflict
+        if it moved first), count it, then write the record (`_deliver`, `strict` as there)."""
+        record = self.audit.pending(
+            event, remediation=remediation, actor=actor, detail=audit_detail
+        )
+        remediation = await self.store.change(remediation, state, outbox=[record], **changes)
+        self._count(remediation)
+        await self._deliver([record], strict=strict)
+        return remediation
 
     def _count(self, remediation: Remediation) -> None:
         self._remediations.labels(remediation.action, remediation.state.value).inc()
