@@ -126,7 +126,7 @@ class HttpSender:
             try:
                 response = await self._pool.post(url, body, all_headers, self._total, tls)
             except ValueError:  # a URL or header the small client does not take: aiohttp's
-                response = None
+                pass
             except TimeoutError:
                 raise NotifyError(Reason.TIMEOUT, "request timed out", retryable=True) from None
             except OSError as exc:  # ConnectionError, refused, unreachable, TLS failures

@@ -364,13 +364,9 @@ class KeepAlivePool:
     async def _acquire(
         self, key: _Key, host: str, port: int, context: ssl.SSLContext | None, time_limit: float
     ) -> _Connection:
-        idle = self._idle.get(key)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if conn.usable and now - conn.idle_since < self._idle_timeout:
-                return conn
-            self._closed(key, conn)
+        conn = self._take_idle(key)
+        if conn is not None:
+            return conn
         while self._open.get(key, 0) >= self._limit:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(key, deque()).append(waiter)
@@ -380,12 +376,9 @@ class KeepAlivePool:
                 if waiter.done() and not waiter.cancelled():
                     self._wake(key)  # woken, then cancelled: the turn goes to the next one
                 raise
-            idle = self._idle.get(key)
-            while idle:
-                conn = idle.pop()
-                if conn.usable:
-                    return conn
-                self._closed(key, conn)
+            conn = self._take_idle(key)
+            if conn is not None:
+                return conn
         self._open[key] = self._open.get(key, 0) + 1
         loop = asyncio.get_running_loop()
         try:
@@ -402,6 +395,18 @@ class KeepAlivePool:
             self._wake(key)
             raise
         return conn
+
+    def _take_idle(self, key: _Key) -> _Connection | None:
+        """The most recently used idle connection still fit for use; the others found on the
+        way (closed by the server, idle too long) are closed."""
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if conn.usable and now - conn.idle_since < self._idle_timeout:
+                return conn
+            self._closed(key, conn)
+        return None
 
     def _release(self, key: _Key, conn: _Connection) -> None:
         if conn.usable and not self._closing:
