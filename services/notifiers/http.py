@@ -5,13 +5,13 @@ from __future__ import annotations
 import ssl
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from schemas.config.http import HTTPConfig
 from services.notifiers.errors import NotifyError, Reason
+from services.notifiers.fields import read_file
 from services.notifiers.keepalive import HttpResponse, KeepAlivePool
 
 __all__ = ["HttpSender", "retry_after_seconds"]
@@ -34,10 +34,6 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-def _read(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8").strip()
 
 
 class HttpSender:
@@ -93,13 +89,13 @@ class HttpSender:
         if header is not None:
             kind, credentials, credentials_file = header
             secret = credentials.get_secret_value() or (
-                _read(credentials_file) if credentials_file else ""
+                read_file(credentials_file, "credentials_file") if credentials_file else ""
             )
             return {"Authorization": f"{kind} {secret}"}
         basic = config.basic_auth
         if basic is not None:
             password = basic.password.get_secret_value() or (
-                _read(basic.password_file) if basic.password_file else ""
+                read_file(basic.password_file, "password_file") if basic.password_file else ""
             )
             auth = aiohttp.BasicAuth(basic.username, password)
             return {"Authorization": auth.encode()}

@@ -11,6 +11,7 @@ import gzip
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -380,3 +381,22 @@ async def test_a_closed_pool_keeps_no_connection() -> None:
         assert (await in_flight).status == 200
         await asyncio.sleep(0.05)
         assert served.open_now == 0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"bearer_token_file": "/nonexistent/tocsin-token"},
+        {"basic_auth": {"username": "u", "password_file": "/nonexistent/tocsin-password"}},
+    ],
+    ids=["bearer", "basic"],
+)
+async def test_an_unreadable_credentials_file_is_a_config_error(config: dict[str, Any]) -> None:
+    http = HttpSender(timeout=1)
+    try:
+        with pytest.raises(NotifyError) as failed:
+            await http.post("http://127.0.0.1:9/", BODY, HTTPConfig.model_validate(config))
+        assert (failed.value.reason, failed.value.retryable) == (Reason.CONFIG, False)
+        assert "failed to read" in str(failed.value)
+    finally:
+        await http.close()
